@@ -1,0 +1,188 @@
+"""Building blocks shared by the 2D, 3D and (2+1)D ResNet-RS networks.
+
+Everything here is written once and parameterised by :class:`Ops`, a small description of the
+dimensionality. 2D networks use ``Ops(2)``; video networks use ``Ops(3)`` and pass temporal kernel
+sizes and strides. In 2D every temporal argument must be 1 and is dropped, so a 2D model and its 3D
+inflation have the same parameter names and the same forward code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Tuple, Union
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Ops",
+    "SqueezeExcite",
+    "SelfGating",
+    "Conv2plus1d",
+    "tran_mid_channels",
+]
+
+Size = Union[int, Tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Ops:
+    """The dimensionality of a network: which conv, norm and pooling layers to build.
+
+    Args:
+        dims: 2 for images (N, C, H, W), 3 for video (N, C, T, H, W).
+        factorized: in 3D, build every k x k spatial conv that has a temporal kernel > 1 as a
+            (2+1)D pair (spatial 1 x k x k, then temporal t x 1 x 1), Tran et al. 2018.
+    """
+
+    dims: int = 2
+    factorized: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dims not in (2, 3):
+            raise ValueError(f"Ops.dims must be 2 or 3, got {self.dims}")
+        if self.factorized and self.dims != 3:
+            raise ValueError("(2+1)D factorisation needs dims=3")
+
+    # Layer classes -------------------------------------------------------------------------
+    @property
+    def conv_cls(self) -> type:
+        return nn.Conv2d if self.dims == 2 else nn.Conv3d
+
+    @property
+    def norm_cls(self) -> type:
+        return nn.BatchNorm2d if self.dims == 2 else nn.BatchNorm3d
+
+    @property
+    def spatial_dims(self) -> Tuple[int, ...]:
+        """Tensor dims averaged by global pooling (everything after N, C)."""
+        return (2, 3) if self.dims == 2 else (2, 3, 4)
+
+    # Kernel/stride tuples -----------------------------------------------------------------
+    def size(self, temporal: int, spatial: int) -> Size:
+        """``spatial`` in 2D, ``(temporal, spatial, spatial)`` in 3D."""
+        if self.dims == 2:
+            if temporal != 1:
+                raise ValueError(f"a 2D network has no time axis, got temporal size {temporal}")
+            return spatial
+        return (temporal, spatial, spatial)
+
+    def padding(self, temporal_kernel: int, spatial_kernel: int) -> Size:
+        """Symmetric 'same' padding; equals TF's fixed padding for odd kernels."""
+        return self.size(temporal_kernel // 2, spatial_kernel // 2) if self.dims == 3 else spatial_kernel // 2
+
+    def conv(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int = 1,
+        stride: int = 1,
+        temporal_kernel: int = 1,
+        temporal_stride: int = 1,
+        bias: bool = False,
+    ) -> nn.Module:
+        """A (possibly spatio-temporal) convolution with symmetric padding."""
+        return self.conv_cls(
+            in_channels,
+            out_channels,
+            kernel_size=self.size(temporal_kernel, kernel),
+            stride=self.size(temporal_stride, stride),
+            padding=self.padding(temporal_kernel, kernel),
+            bias=bias,
+        )
+
+    def norm(self, channels: int, eps: float = 1e-5, momentum: float = 0.1) -> nn.Module:
+        return self.norm_cls(channels, eps=eps, momentum=momentum)
+
+    def avg_pool(self, stride: int, temporal_stride: int = 1) -> nn.Module:
+        """ResNet-D shortcut pool (kernel = stride): TF 'same' average pooling, which for the even
+        feature maps of every standard resolution equals ceil_mode without counting padding."""
+        cls = nn.AvgPool2d if self.dims == 2 else nn.AvgPool3d
+        size = self.size(temporal_stride, stride)
+        return cls(size, size, ceil_mode=True, count_include_pad=False)
+
+    def global_pool(self) -> nn.Module:
+        return nn.AdaptiveAvgPool2d(1) if self.dims == 2 else nn.AdaptiveAvgPool3d(1)
+
+    def max_pool(self, kernel: int, stride: int, temporal_kernel: int = 1, temporal_stride: int = 1) -> nn.Module:
+        cls = nn.MaxPool2d if self.dims == 2 else nn.MaxPool3d
+        return cls(
+            self.size(temporal_kernel, kernel),
+            self.size(temporal_stride, stride),
+            padding=self.padding(temporal_kernel, kernel),
+        )
+
+
+def tran_mid_channels(in_channels: int, out_channels: int, temporal_kernel: int, spatial_kernel: int) -> int:
+    """Mid channels of a (2+1)D conv with the parameter count of the full t x k x k conv.
+
+    Tran et al. 2018, "A Closer Look at Spatiotemporal Convolutions": M = floor(t k^2 N_in N_out /
+    (k^2 N_in + t N_out)), evaluated with the real temporal kernel t (not a hard-coded 3).
+    """
+    k2 = spatial_kernel * spatial_kernel
+    t = temporal_kernel
+    return (t * k2 * in_channels * out_channels) // (k2 * in_channels + t * out_channels)
+
+
+class Conv2plus1d(nn.Module):
+    """Spatial (1 x k x k) conv -> BN -> ReLU -> temporal (t x 1 x 1) conv, spatial first.
+
+    Parameter names: ``conv_s`` / ``bn_s`` / ``conv_t``. A 2D k x k kernel inflates into ``conv_s``;
+    ``conv_t`` can start as the identity (Dirac at the centre tap), see ``rs_video.inflate``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        mid_channels: int,
+        kernel: int,
+        stride: int,
+        temporal_kernel: int,
+        temporal_stride: int,
+        norm: Callable[[int], nn.Module],
+    ) -> None:
+        super().__init__()
+        self.conv_s = nn.Conv3d(
+            in_channels, mid_channels, (1, kernel, kernel), (1, stride, stride), (0, kernel // 2, kernel // 2), bias=False
+        )
+        self.bn_s = norm(mid_channels)
+        self.act_s = nn.ReLU(inplace=True)
+        self.conv_t = nn.Conv3d(
+            mid_channels, out_channels, (temporal_kernel, 1, 1), (temporal_stride, 1, 1), (temporal_kernel // 2, 0, 0), bias=False
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_t(self.act_s(self.bn_s(self.conv_s(x))))
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation with biased 1x1 convs, ReLU and a sigmoid gate (any dimensionality).
+
+    The squeeze is a plain mean over all non-channel dims (3D: over T, H, W), like the TF reference.
+    """
+
+    def __init__(self, ops: Ops, channels: int, reduced_channels: int) -> None:
+        super().__init__()
+        self.dims = ops.spatial_dims
+        self.fc1 = ops.conv(channels, reduced_channels, bias=True)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = ops.conv(reduced_channels, channels, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.fc2(self.act(self.fc1(x.mean(self.dims, keepdim=True))))
+        return x * scale.sigmoid()
+
+
+class SelfGating(nn.Module):
+    """S3D-G feature gating used by 3D ResNet-RS: x * sigmoid(W mean(x) + b), channel-wise."""
+
+    def __init__(self, ops: Ops, channels: int) -> None:
+        super().__init__()
+        self.dims = ops.spatial_dims
+        self.fc = ops.conv(channels, channels, bias=True)
+        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.fc(x.mean(self.dims, keepdim=True)).sigmoid()

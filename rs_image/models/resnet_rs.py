@@ -1,0 +1,484 @@
+"""The one ResNet-RS definition (Bello et al. 2021), for images and, through :class:`Ops`, for video.
+
+Architecture as the released TF1 code and the timm port: ResNet-D deep stem (3x3 convs 32-32-64, the
+first with stride 2, then a stride-2 3x3 conv in place of the max-pool), bottlenecks with the stride on
+the 3x3 conv, ResNet-D shortcuts (2x2 average pool, then 1x1 conv + BN) on strided stages, SE (0.25 of
+the block output width, with biases) after the last BN, stochastic depth, ReLU, BN eps 1e-5, zero-init of
+the last BN gamma, global average pool, dropout, linear classifier.
+
+The same classes build 3D and (2+1)D networks: ``rs_video`` passes ``Ops(3)`` or ``Ops(3, factorized=True)``
+and temporal kernel/stride tables. Every structural choice is a keyword so that plain 3D ResNets (Slow,
+I3D, C2D) are the same code with other settings.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from torchvision.ops import StochasticDepth
+
+from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channels
+
+__all__ = ["ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "FeatureInfo", "drop_path_rates"]
+
+PerBlock = Union[int, Sequence[int]]
+
+
+def _per_block(value: PerBlock, depth: int, what: str) -> List[int]:
+    """Expand a per-stage value (an int for every block, or one entry per block) to a list."""
+    if isinstance(value, int):
+        return [value] * depth
+    values = list(value)
+    if len(values) == depth:
+        return values
+    if 0 < len(values) < depth:
+        # A short pattern repeats cyclically over the stage, e.g. I3D's alternating (3, 1).
+        return (values * depth)[:depth]
+    raise ValueError(f"{what}: got {len(values)} per-block values {values} for a stage of {depth} blocks")
+
+
+def drop_path_rates(stage_depths: Sequence[int], rate: float, schedule: str = "stage") -> List[List[float]]:
+    """Stochastic-depth probability of every block.
+
+    ``"stage"`` is the official ResNet-RS rule: constant within a stage, ``rate * (stage + 2) / 5`` for
+    stages 0..3 (the stem counts as 1 of 5), i.e. 0.4, 0.6, 0.8, 1.0 x rate. ``"linear"`` is timm's
+    per-block rule ``rate * i / (num_blocks - 1)``.
+    """
+    num_stages = len(stage_depths)
+    if schedule == "stage":
+        return [[rate * (s + 2) / (num_stages + 1)] * d for s, d in enumerate(stage_depths)]
+    if schedule == "linear":
+        total = sum(stage_depths)
+        rates, i = [], 0
+        for d in stage_depths:
+            rates.append([rate * (i + j) / max(total - 1, 1) for j in range(d)])
+            i += d
+        return rates
+    raise ValueError(f"drop_path_schedule must be 'stage' or 'linear', got {schedule!r}")
+
+
+class Stem(nn.Module):
+    """Network input stem, reduction 4 in space.
+
+    ``stem_type``:
+      * ``"deep"`` (ResNet-RS / ResNet-D): 3x3 convs ``w, w, 2w`` (first stride 2), then a stride-2 3x3
+        conv ``2w`` with BN and ReLU in place of the max-pool. Parameters ``conv1..conv4``/``bn1..bn4``.
+      * ``"deep_maxpool"``: the same three convs followed by a 3x3/2 max-pool (TF Model Garden 3D stem).
+      * ``"plain"``: a 7x7/2 conv ``out_channels`` + BN + ReLU + 3x3/2 max-pool (ResNet-50, Slow, I3D, C2D).
+    The first conv carries the temporal kernel/stride in 3D.
+    """
+
+    def __init__(
+        self,
+        ops: Ops,
+        in_chans: int,
+        stem_type: str = "deep",
+        stem_width: int = 32,
+        temporal_kernel: int = 1,
+        temporal_stride: int = 1,
+        pool_temporal_stride: int = 1,
+        norm_kwargs: Optional[dict] = None,
+    ) -> None:
+        super().__init__()
+        nk = norm_kwargs or {}
+        self.stem_type = stem_type
+        if stem_type in ("deep", "deep_maxpool"):
+            self.out_channels = 2 * stem_width
+            self.conv1 = ops.conv(in_chans, stem_width, 3, 2, temporal_kernel, temporal_stride)
+            self.bn1 = ops.norm(stem_width, **nk)
+            self.conv2 = ops.conv(stem_width, stem_width, 3)
+            self.bn2 = ops.norm(stem_width, **nk)
+            self.conv3 = ops.conv(stem_width, self.out_channels, 3)
+            self.bn3 = ops.norm(self.out_channels, **nk)
+            if stem_type == "deep":
+                self.conv4 = ops.conv(self.out_channels, self.out_channels, 3, 2, temporal_stride=pool_temporal_stride)
+                self.bn4 = ops.norm(self.out_channels, **nk)
+        elif stem_type == "plain":
+            self.out_channels = stem_width
+            self.conv1 = ops.conv(in_chans, stem_width, 7, 2, temporal_kernel, temporal_stride)
+            self.bn1 = ops.norm(stem_width, **nk)
+        else:
+            raise ValueError(f"stem_type must be 'deep', 'deep_maxpool' or 'plain', got {stem_type!r}")
+        if stem_type != "deep":
+            pool_tk = 3 if pool_temporal_stride > 1 else 1
+            self.pool = ops.max_pool(3, 2, pool_tk, pool_temporal_stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn1(self.conv1(x)))
+        if self.stem_type == "plain":
+            return self.pool(x)
+        x = self.act(self.bn2(self.conv2(x)))
+        x = self.act(self.bn3(self.conv3(x)))
+        if self.stem_type == "deep":
+            return self.act(self.bn4(self.conv4(x)))
+        return self.pool(x)
+
+
+class Shortcut(nn.Module):
+    """Projection shortcut of the first block of a stage.
+
+    ``"avg_pool"`` (ResNet-D): average pool with kernel = stride when the block is strided, then a
+    stride-1 1x1 conv + BN; stage 1 (stride 1) is the plain 1x1 conv + BN as in the TF1 code.
+    ``"conv"``: a strided 1x1 conv + BN (original ResNet, PyTorchVideo).
+    """
+
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        temporal_stride: int,
+        shortcut_type: str,
+        norm_kwargs: dict,
+    ) -> None:
+        super().__init__()
+        if shortcut_type == "avg_pool":
+            strided = stride > 1 or temporal_stride > 1
+            self.pool = ops.avg_pool(stride, temporal_stride) if strided else nn.Identity()
+            self.conv = ops.conv(in_channels, out_channels)
+        elif shortcut_type == "conv":
+            self.pool = nn.Identity()
+            self.conv = ops.conv(in_channels, out_channels, 1, stride, temporal_stride=temporal_stride)
+        else:
+            raise ValueError(f"shortcut must be 'avg_pool' or 'conv', got {shortcut_type!r}")
+        self.bn = ops.norm(out_channels, **norm_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.pool(x)))
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (stride) -> 1x1 (x4) bottleneck with BN, ReLU, optional self-gating, SE and drop-path.
+
+    In 3D, ``temporal_kernel_a`` is the temporal kernel of the first 1x1 conv (Slow/I3D style) and
+    ``temporal_kernel_b`` that of the 3x3 conv; with ``Ops(3, factorized=True)`` a 3x3 conv with a
+    temporal kernel > 1 becomes a (2+1)D pair whose mid width follows Tran et al. (``mid_channels="tran"``)
+    or equals the output width (``"out"``, so that 2D weights inflate exactly).
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        ops: Ops,
+        in_channels: int,
+        width: int,
+        stride: int = 1,
+        temporal_stride: int = 1,
+        temporal_kernel_a: int = 1,
+        temporal_kernel_b: int = 1,
+        shortcut: Optional[str] = None,
+        se_ratio: float = 0.25,
+        self_gating: bool = False,
+        drop_path: float = 0.0,
+        mid_channels: str = "tran",
+        norm_kwargs: Optional[dict] = None,
+    ) -> None:
+        super().__init__()
+        nk = norm_kwargs or {}
+        out_channels = width * self.expansion
+        self.conv1 = ops.conv(in_channels, width, 1, temporal_kernel=temporal_kernel_a)
+        self.bn1 = ops.norm(width, **nk)
+        if ops.factorized and temporal_kernel_b > 1:
+            if mid_channels == "tran":
+                mid = tran_mid_channels(width, width, temporal_kernel_b, 3)
+            elif mid_channels == "out":
+                mid = width
+            else:
+                raise ValueError(f"mid_channels must be 'tran' or 'out', got {mid_channels!r}")
+            self.conv2 = Conv2plus1d(
+                width, width, mid, 3, stride, temporal_kernel_b, temporal_stride, lambda c: ops.norm(c, **nk)
+            )
+        else:
+            self.conv2 = ops.conv(width, width, 3, stride, temporal_kernel_b, temporal_stride)
+        self.bn2 = ops.norm(width, **nk)
+        self.conv3 = ops.conv(width, out_channels, 1)
+        self.bn3 = ops.norm(out_channels, **nk)
+        self.act = nn.ReLU(inplace=True)
+        # Self-gating comes before SE, as in the TF Model Garden code.
+        self.gate = SelfGating(ops, out_channels) if self_gating else None
+        reduced = max(1, int(out_channels * se_ratio))
+        self.se = SqueezeExcite(ops, out_channels, reduced) if se_ratio > 0 else None
+        self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
+        self.shortcut = (
+            Shortcut(ops, in_channels, out_channels, stride, temporal_stride, shortcut, nk) if shortcut else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.shortcut is None else self.shortcut(x)
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.act(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.gate is not None:
+            out = self.gate(out)
+        if self.se is not None:
+            out = self.se(out)
+        return self.act(self.drop_path(out) + identity)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pool (adaptive, any input size) -> dropout -> linear. Returns logits, never
+    probabilities: softmax belongs to evaluation code."""
+
+    def __init__(self, ops: Ops, in_features: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.pool = ops.global_pool()
+        self.flatten = nn.Flatten(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(self.flatten(self.pool(x)))
+        return x if pre_logits else self.fc(x)
+
+
+class FeatureInfo(list):
+    """Per-output metadata of a ``features_only`` model, in timm's convention (a list of dicts with
+    ``num_chs``, ``reduction`` and ``module``; video adds ``temporal_reduction``)."""
+
+    def channels(self) -> List[int]:
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> List[int]:
+        return [f["reduction"] for f in self]
+
+    def module_name(self) -> List[str]:
+        return [f["module"] for f in self]
+
+
+class ResNetRS(nn.Module):
+    """ResNet-RS for images (``ops=Ops(2)``) and video (``Ops(3)``, ``Ops(3, factorized=True)``).
+
+    Args:
+        stage_depths: blocks per stage (``layer1..layer4``).
+        stage_widths: bottleneck widths f of the stages; block outputs are 4f.
+        num_classes: classifier outputs; 0 removes the classifier (``forward`` returns pooled features).
+        in_chans: input channels.
+        width_multiplier: scales every stage width.
+        stem_type, stem_width: see :class:`Stem`.
+        stem_temporal_kernel, stem_temporal_stride: first stem conv, 3D only.
+        stem_pool_temporal_stride: temporal stride of the stem's downsampling conv / max-pool.
+        shortcut: ``"avg_pool"`` (ResNet-D) or ``"conv"``.
+        se_ratio: SE reduced width as a fraction of the block output width; 0 disables SE.
+        self_gating: add S3D-G self-gating to the last block of each stage (a bool, or one per stage).
+        drop_path_rate, drop_path_schedule: stochastic depth base rate and rule (see :func:`drop_path_rates`).
+        dropout: dropout before the classifier.
+        zero_init_last: initialise the last BN gamma of every block to zero.
+        bn_eps, bn_momentum: BatchNorm settings (momentum in PyTorch's convention).
+        ops: the dimensionality (:class:`Ops`).
+        temporal_kernels_a, temporal_kernels_b: per stage, the temporal kernel of the first 1x1 conv
+            and of the 3x3 conv of every block (an int, or a per-block pattern such as ``(3, 1)``).
+        temporal_strides: per-stage temporal stride (on the first block).
+        temporal_pool_after_layer1: temporal max-pool kernel = stride after ``layer1`` (C2D/I3D use 2).
+        mid_channels: (2+1)D mid width rule, ``"tran"`` or ``"out"``.
+        spatial_strides: per-stage spatial stride.
+        features_only, out_indices: return the feature maps of the given stages (0 = stem,
+            1..4 = ``layer1..layer4``) instead of logits.
+    """
+
+    def __init__(
+        self,
+        stage_depths: Sequence[int] = (3, 4, 6, 3),
+        stage_widths: Sequence[int] = (64, 128, 256, 512),
+        *,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        width_multiplier: float = 1.0,
+        stem_type: str = "deep",
+        stem_width: int = 32,
+        stem_temporal_kernel: int = 1,
+        stem_temporal_stride: int = 1,
+        stem_pool_temporal_stride: int = 1,
+        shortcut: str = "avg_pool",
+        se_ratio: float = 0.25,
+        self_gating: Union[bool, Sequence[bool]] = False,
+        drop_path_rate: float = 0.0,
+        drop_path_schedule: str = "stage",
+        dropout: float = 0.0,
+        zero_init_last: bool = True,
+        bn_eps: float = 1e-5,
+        bn_momentum: float = 0.1,
+        ops: Ops = Ops(2),
+        temporal_kernels_a: Sequence[PerBlock] = (1, 1, 1, 1),
+        temporal_kernels_b: Sequence[PerBlock] = (1, 1, 1, 1),
+        temporal_strides: Sequence[int] = (1, 1, 1, 1),
+        temporal_pool_after_layer1: int = 1,
+        mid_channels: str = "tran",
+        spatial_strides: Sequence[int] = (1, 2, 2, 2),
+        features_only: bool = False,
+        out_indices: Sequence[int] = (1, 2, 3, 4),
+    ) -> None:
+        super().__init__()
+        num_stages = len(stage_depths)
+        tables = dict(
+            stage_widths=stage_widths,
+            temporal_kernels_a=temporal_kernels_a,
+            temporal_kernels_b=temporal_kernels_b,
+            temporal_strides=temporal_strides,
+            spatial_strides=spatial_strides,
+        )
+        for key, table in tables.items():
+            if len(table) != num_stages:
+                raise ValueError(f"{key} has {len(table)} entries for {num_stages} stages")
+        gating = [self_gating] * num_stages if isinstance(self_gating, bool) else list(self_gating)
+        if len(gating) != num_stages:
+            raise ValueError(f"self_gating has {len(gating)} entries for {num_stages} stages")
+
+        self.ops = ops
+        self.num_classes = num_classes
+        self.grad_checkpointing = False
+        norm_kwargs = dict(eps=bn_eps, momentum=bn_momentum)
+        self.stem = Stem(
+            ops, in_chans, stem_type, stem_width, stem_temporal_kernel, stem_temporal_stride,
+            stem_pool_temporal_stride, norm_kwargs,
+        )
+        t_reduction = stem_temporal_stride * stem_pool_temporal_stride
+        info = [dict(num_chs=self.stem.out_channels, reduction=4, module="stem", temporal_reduction=t_reduction)]
+
+        dpr = drop_path_rates(stage_depths, drop_path_rate, drop_path_schedule)
+        in_channels, reduction = self.stem.out_channels, 4
+        self.stage_names: List[str] = []
+        for s, depth in enumerate(stage_depths):
+            width = int(stage_widths[s] * width_multiplier)
+            ks_a = _per_block(temporal_kernels_a[s], depth, f"temporal_kernels_a[{s}]")
+            ks_b = _per_block(temporal_kernels_b[s], depth, f"temporal_kernels_b[{s}]")
+            blocks = []
+            for b in range(depth):
+                first = b == 0
+                needs_projection = first and (
+                    spatial_strides[s] > 1 or temporal_strides[s] > 1 or in_channels != width * Bottleneck.expansion
+                )
+                blocks.append(
+                    Bottleneck(
+                        ops,
+                        in_channels,
+                        width,
+                        stride=spatial_strides[s] if first else 1,
+                        temporal_stride=temporal_strides[s] if first else 1,
+                        temporal_kernel_a=ks_a[b],
+                        temporal_kernel_b=ks_b[b],
+                        shortcut=shortcut if needs_projection else None,
+                        se_ratio=se_ratio,
+                        self_gating=gating[s] and b == depth - 1,
+                        drop_path=dpr[s][b],
+                        mid_channels=mid_channels,
+                        norm_kwargs=norm_kwargs,
+                    )
+                )
+                in_channels = width * Bottleneck.expansion
+            name = f"layer{s + 1}"
+            self.add_module(name, nn.Sequential(*blocks))
+            self.stage_names.append(name)
+            reduction *= spatial_strides[s]
+            t_reduction *= temporal_strides[s]
+            if s == 0 and temporal_pool_after_layer1 > 1:
+                t_reduction *= temporal_pool_after_layer1
+            info.append(dict(num_chs=in_channels, reduction=reduction, module=name, temporal_reduction=t_reduction))
+            if s == 0:
+                # C2D / I3D halve T after res2; no parameters, so 2D/3D names stay aligned.
+                k = temporal_pool_after_layer1
+                self.temporal_pool = ops.max_pool(1, 1, k, k) if k > 1 else nn.Identity()
+
+        if ops.dims == 2:
+            for f in info:
+                del f["temporal_reduction"]
+        self.num_features = in_channels
+        self.features_only = features_only
+        self.out_indices = tuple(out_indices)
+        if features_only:
+            bad = [i for i in self.out_indices if not 0 <= i <= num_stages]
+            if bad:
+                raise ValueError(f"out_indices {bad} out of range 0..{num_stages}")
+            self.feature_info = FeatureInfo(info[i] for i in self.out_indices)
+            self.head = None
+        else:
+            self.feature_info = FeatureInfo(info)
+            self.head = ClassifierHead(ops, in_channels, num_classes, dropout)
+        self._init_weights(zero_init_last)
+
+    # ------------------------------------------------------------------------------------------
+    def _init_weights(self, zero_init_last: bool) -> None:
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)) and not name.endswith("gate.fc"):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.01)
+                nn.init.zeros_(m.bias)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.zeros_(m.bn3.weight)
+
+    @property
+    def stages(self) -> List[nn.Sequential]:
+        return [getattr(self, n) for n in self.stage_names]
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass (activation checkpointing) to fit large clips."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier with a new ``num_classes`` one (0 removes it)."""
+        if self.head is None:
+            raise RuntimeError("a features_only model has no classifier")
+        self.num_classes = num_classes
+        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            nn.init.normal_(self.head.fc.weight, std=0.01)
+            nn.init.zeros_(self.head.fc.bias)
+
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and not torch.jit.is_scripting():
+            for block in stage:
+                x = checkpoint(block, x, use_reentrant=False)
+            return x
+        return stage(x)
+
+    def _stage_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
+        outs = [self.stem(x)]
+        x = outs[0]
+        for s, stage in enumerate(self.stages):
+            x = self._run_stage(stage, x)
+            outs.append(x)
+            if s == 0:
+                x = self.temporal_pool(x)
+        return outs
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's feature map (N, C, [T,] H, W)."""
+        x = self.stem(x)
+        for s, stage in enumerate(self.stages):
+            x = self._run_stage(stage, x)
+            if s == 0:
+                x = self.temporal_pool(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+        if self.features_only:
+            outs = self._stage_outputs(x)
+            return [outs[i] for i in self.out_indices]
+        return self.forward_head(self.forward_features(x))
+
+
+def feature_shapes(model: ResNetRS, input_size: Tuple[int, ...]) -> Dict[str, Tuple[int, ...]]:
+    """Shapes of every stage output for one input (C, [T,] H, W), for documentation and tests."""
+    with torch.no_grad():
+        outs = model._stage_outputs(torch.zeros(1, *input_size))
+    names = ["stem"] + model.stage_names
+    return {n: tuple(o.shape[1:]) for n, o in zip(names, outs)}

@@ -1,0 +1,235 @@
+"""Reading, converting and strictly loading weights.
+
+Sources: our native state dicts (``.pth``/``.pt``/``.pyth`` via ``torch.load(weights_only=True)``, or
+``.safetensors``), timm ``resnetrs*`` state dicts (renamed key by key), the official Keras ``.h5`` files
+(:mod:`rs_image.models.keras_weights`), and any format another package registers with
+:func:`register_converter` (``rs_video`` registers PyTorchVideo). Loading is strict: missing or unexpected
+keys and shape mismatches raise one error that lists them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import nn
+
+__all__ = [
+    "WeightsError",
+    "read_state_dict",
+    "detect_format",
+    "timm_to_native",
+    "to_native",
+    "register_converter",
+    "load_state_dict_strict",
+    "load_pretrained",
+    "save_state_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+StateDict = Dict[str, torch.Tensor]
+
+
+class WeightsError(ValueError):
+    """A weight file that cannot be read or does not fit the model."""
+
+
+# Checkpoint dicts written by trainers (ours, SlowFast, PyTorchVideo, timm train scripts).
+_CHECKPOINT_KEYS = ("model_state", "state_dict", "model", "module")
+
+
+def read_state_dict(path: Union[str, os.PathLike], prefer_ema: bool = False) -> StateDict:
+    """Read a state dict from ``.safetensors``, ``.h5`` (Keras ResNet-RS) or a torch file.
+
+    Torch files are loaded with ``weights_only=True``; a training checkpoint is unwrapped from its
+    ``model_state`` (or ``ema_state`` with ``prefer_ema``) entry.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise WeightsError(f"weights file is empty: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(path)
+        if ext == ".h5":
+            from .keras_weights import convert_keras_h5
+
+            return convert_keras_h5(path)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise WeightsError(f"cannot read weights from {path}: {type(e).__name__}: {e}") from e
+    if isinstance(obj, Mapping):
+        if prefer_ema and isinstance(obj.get("ema_state"), Mapping):
+            obj = obj["ema_state"]
+        else:
+            for key in _CHECKPOINT_KEYS:
+                if isinstance(obj.get(key), Mapping):
+                    obj = obj[key]
+                    break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{path} does not hold a state dict of tensors")
+    sd = dict(obj)
+    # DDP / torch.compile wrappers add prefixes that are not part of the model.
+    for prefix in ("module.", "_orig_mod."):
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
+
+
+# ------------------------------------------------------------------------------------------------
+# Format detection and conversion
+# ------------------------------------------------------------------------------------------------
+Detector = Callable[[Mapping[str, torch.Tensor]], bool]
+Converter = Callable[[Mapping[str, torch.Tensor]], StateDict]
+_CONVERTERS: Dict[str, Tuple[Detector, Converter]] = {}
+
+
+def register_converter(name: str, detect: Detector, convert: Converter) -> None:
+    """Teach :func:`load_pretrained` a foreign state-dict format (``rs_video`` adds PyTorchVideo)."""
+    _CONVERTERS[name] = (detect, convert)
+
+
+def detect_format(sd: Mapping[str, torch.Tensor]) -> str:
+    """``"native"``, ``"timm"`` or a registered format name."""
+    if any(k.startswith("stem.") for k in sd):
+        return "native"
+    for name, (detect, _) in _CONVERTERS.items():
+        if detect(sd):
+            return name
+    raise WeightsError(
+        "unrecognised state dict format (expected native 'stem.*' keys, timm 'conv1.0.weight' or one of "
+        f"{sorted(_CONVERTERS)}); first keys: {list(sd)[:5]}"
+    )
+
+
+# timm resnetrs* -> native, one explicit rule per key pattern.
+_TIMM_RULES: List[Tuple[str, str]] = [
+    (r"^conv1\.0\.", "stem.conv1."),
+    (r"^conv1\.1\.", "stem.bn1."),
+    (r"^conv1\.3\.", "stem.conv2."),
+    (r"^conv1\.4\.", "stem.bn2."),
+    (r"^conv1\.6\.", "stem.conv3."),
+    (r"^bn1\.", "stem.bn3."),
+    (r"^maxpool\.0\.", "stem.conv4."),
+    (r"^maxpool\.1\.", "stem.bn4."),
+    (r"^(layer\d+\.\d+)\.(conv[123]|bn[123])\.", r"\1.\2."),
+    (r"^(layer\d+\.\d+)\.se\.(fc[12])\.", r"\1.se.\2."),
+    (r"^(layer\d+\.0)\.downsample\.1\.", r"\1.shortcut.conv."),
+    (r"^(layer\d+\.0)\.downsample\.2\.", r"\1.shortcut.bn."),
+    (r"^fc\.", "head.fc."),
+]
+
+
+def timm_to_native(sd: Mapping[str, torch.Tensor]) -> StateDict:
+    """Rename a timm ``resnetrs*`` state dict to our keys; unknown keys raise."""
+    out: StateDict = {}
+    unmatched = []
+    for key, value in sd.items():
+        for pattern, repl in _TIMM_RULES:
+            if re.match(pattern, key):
+                out[re.sub(pattern, repl, key)] = value
+                break
+        else:
+            unmatched.append(key)
+    if unmatched:
+        raise WeightsError(f"timm state dict has {len(unmatched)} keys with no mapping: {unmatched[:20]}")
+    return out
+
+
+register_converter("timm", lambda sd: "conv1.0.weight" in sd and "maxpool.0.weight" in sd, timm_to_native)
+
+
+def to_native(sd: Mapping[str, torch.Tensor]) -> Tuple[StateDict, str]:
+    """Convert any known format to native keys; returns (state dict, detected format)."""
+    fmt = detect_format(sd)
+    if fmt == "native":
+        return dict(sd), fmt
+    return _CONVERTERS[fmt][1](sd), fmt
+
+
+# ------------------------------------------------------------------------------------------------
+# Strict loading
+# ------------------------------------------------------------------------------------------------
+def _classifier_prefix(model: nn.Module) -> str:
+    return getattr(model, "pretrained_cfg", {}).get("classifier", "head.fc")
+
+
+def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
+    """Load ``sd`` into ``model``; any missing/unexpected key or shape mismatch raises, listing them.
+
+    A classifier of another size (e.g. ImageNet weights into a 400-class model) is dropped with a
+    message and the model keeps its freshly initialised classifier.
+    """
+    own = model.state_dict()
+    sd = dict(sd)
+    prefix = _classifier_prefix(model) + "."
+    head_keys = [k for k in sd if k.startswith(prefix)]
+    if head_keys and any(k in own and own[k].shape != sd[k].shape for k in head_keys):
+        src = sd[prefix + "weight"].shape[0] if prefix + "weight" in sd else "?"
+        logger.warning(
+            "%s: dropped the %s-class classifier (%s); the model's %s-class classifier stays freshly initialised",
+            source, src, ", ".join(head_keys), getattr(model, "num_classes", "?"),
+        )
+        for k in head_keys:
+            sd.pop(k)
+            sd[k] = own[k]
+    # num_batches_tracked is bookkeeping that some exporters omit.
+    for k in own:
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = own[k]
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    mismatched = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        lines = [f"cannot load {source} into {type(model).__name__} "
+                 f"({getattr(model, 'pretrained_cfg', {}).get('architecture', '')}):"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {unexpected}")
+        if mismatched:
+            lines.append(f"  shape mismatches ({len(mismatched)}): {mismatched}")
+        raise WeightsError("\n".join(lines))
+    model.load_state_dict(sd, strict=True)
+
+
+def load_pretrained(
+    model: nn.Module,
+    weights: Union[str, os.PathLike, Mapping[str, torch.Tensor]],
+    prefer_ema: bool = False,
+) -> nn.Module:
+    """Load native, timm, Keras ``.h5`` or registered-format weights into ``model``, strictly."""
+    if isinstance(weights, Mapping):
+        sd, source = dict(weights), "state dict"
+    else:
+        source = os.fspath(weights)
+        sd = read_state_dict(source, prefer_ema=prefer_ema)
+    native, fmt = to_native(sd)
+    load_state_dict_strict(model, native, f"{source} ({fmt})")
+    return model
+
+
+def save_state_dict(model_or_sd: Union[nn.Module, Mapping[str, torch.Tensor]], path: Union[str, os.PathLike]) -> None:
+    """Write weights as ``.safetensors`` (recommended for export) or a torch file, atomically."""
+    sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else dict(model_or_sd)
+    sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    if path.endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file(sd, tmp)
+    else:
+        torch.save(sd, tmp)
+    os.replace(tmp, path)

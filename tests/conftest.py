@@ -1,0 +1,40 @@
+"""Shared test helpers. Tests run on the CPU with small inputs and data they make themselves."""
+
+import os
+import sys
+import warnings
+
+import pytest
+import torch
+
+# Make `tools/` and `tests/` helpers importable (e.g. `from tests.videos import ...`).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# fvcore imports emit a torch.jit.script deprecation warning on torch >= 2.10; it is not ours.
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics.
+
+    ResNet-RS zero-initialises the last BN gamma of every block, which turns every residual branch off;
+    an equivalence test on a fresh model would then be blind to bugs inside the branches.
+    """
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return model
+
+
+@pytest.fixture
+def rand_bn():
+    return randomize_bn
