@@ -95,8 +95,8 @@ class Ops:
         return self.norm_cls(channels, eps=eps, momentum=momentum)
 
     def avg_pool(self, stride: int, temporal_stride: int = 1) -> nn.Module:
-        """ResNet-D shortcut pool (kernel = stride): TF 'same' average pooling, which for the even
-        feature maps of every standard resolution equals ceil_mode without counting padding."""
+        """ResNet-D shortcut pool (kernel = stride): TF/Keras 'same' average pooling, which equals
+        ceil_mode without counting padding, for even and odd feature maps."""
         cls = nn.AvgPool2d if self.dims == 2 else nn.AvgPool3d
         size = self.size(temporal_stride, stride)
         return cls(size, size, ceil_mode=True, count_include_pad=False)

@@ -32,12 +32,11 @@ def _per_block(value: PerBlock, depth: int, what: str) -> List[int]:
     if isinstance(value, int):
         return [value] * depth
     values = list(value)
-    if len(values) == depth:
-        return values
-    if 0 < len(values) < depth:
-        # A short pattern repeats cyclically over the stage, e.g. I3D's alternating (3, 1).
-        return (values * depth)[:depth]
-    raise ValueError(f"{what}: got {len(values)} per-block values {values} for a stage of {depth} blocks")
+    if not values:
+        raise ValueError(f"{what}: empty per-block pattern")
+    # A pattern repeats cyclically over the stage (I3D's alternating (3, 1)) and is cut at the stage
+    # depth, as in PyTorchVideo, so that the same table serves shallower variants.
+    return (values * depth)[:depth]
 
 
 def drop_path_rates(stage_depths: Sequence[int], rate: float, schedule: str = "stage") -> List[List[float]]:
@@ -382,7 +381,7 @@ class ResNetRS(nn.Module):
             if s == 0:
                 # C2D / I3D halve T after res2; no parameters, so 2D/3D names stay aligned.
                 k = temporal_pool_after_layer1
-                self.temporal_pool = ops.max_pool(1, 1, k, k) if k > 1 else nn.Identity()
+                self.temporal_pool = nn.MaxPool3d((k, 1, 1), (k, 1, 1)) if k > 1 else nn.Identity()
 
         if ops.dims == 2:
             for f in info:

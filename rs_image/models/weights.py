@@ -174,7 +174,12 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
     sd = dict(sd)
     prefix = _classifier_prefix(model) + "."
     head_keys = [k for k in sd if k.startswith(prefix)]
-    if head_keys and any(k in own and own[k].shape != sd[k].shape for k in head_keys):
+    weight_key = prefix + "weight"
+    same_features = (weight_key in sd and weight_key in own and sd[weight_key].dim() == 2
+                     and sd[weight_key].shape[1] == own[weight_key].shape[1])
+    # Only a classifier over the same features is "another number of classes"; any other mismatch is
+    # an architecture difference and is reported below with everything else.
+    if same_features and any(k in own and own[k].shape != sd[k].shape for k in head_keys):
         src = sd[prefix + "weight"].shape[0] if prefix + "weight" in sd else "?"
         logger.warning(
             "%s: dropped the %s-class classifier (%s); the model's %s-class classifier stays freshly initialised",

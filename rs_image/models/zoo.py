@@ -12,7 +12,7 @@ from typing import Dict, Tuple
 
 from .registry import ModelEntry, ModelRegistry
 
-__all__ = ["IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD", "STAGE_DEPTHS"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,0 +1,66 @@
+"""``rs_video.create_model``: video backbones, optionally inflated from 2D ResNet-RS weights."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+import rs_image
+from rs_image.models import build_and_load
+
+from .inflate import inflate
+from .zoo import VIDEO_MODELS
+
+__all__ = ["create_model", "list_models"]
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 400,
+    pretrained: Union[None, str, os.PathLike, Mapping[str, torch.Tensor]] = None,
+    inflate_from: Union[None, str, os.PathLike, Mapping[str, torch.Tensor], nn.Module] = None,
+    inflate_method: str = "average",
+    features_only: bool = False,
+    out_indices: Sequence[int] = (1, 2, 3, 4),
+    **overrides: Any,
+) -> nn.Module:
+    """Create a video model: ``rs3d_{50..420}``, ``rs2plus1d_{50..200}``, ``slow_r50``, ``i3d_r50``, ``c2d_r50``.
+
+    Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
+
+    Args:
+        pretrained: path, URL or state dict of video weights (native or PyTorchVideo), loaded strictly.
+        inflate_from: 2D ResNet-RS weights to inflate: a path (native/timm/Keras ``.h5``), a state dict,
+            a 2D model, or an ``rs_image`` model name (that model at random init, e.g. for tests).
+        inflate_method: ``"average"`` (I3D, repeat / t) or ``"center"`` (centre tap).
+        features_only, out_indices: return res2..res5 maps (5D) with ``feature_info``.
+        **overrides: architecture keywords of :class:`rs_image.models.ResNetRS`, e.g.
+            ``temporal_kernels_a``, ``temporal_strides``, ``stem_temporal_kernel``, ``self_gating``,
+            ``se_ratio``, ``stage_widths``, ``stage_depths``, ``mid_channels``, ``dropout``, ``drop_path_rate``.
+    """
+    if pretrained is not None and inflate_from is not None:
+        raise ValueError("pass either pretrained (video weights) or inflate_from (2D weights), not both")
+    model = build_and_load(
+        VIDEO_MODELS, name, pretrained=pretrained, num_classes=num_classes,
+        features_only=features_only, out_indices=out_indices, **overrides,
+    )
+    if inflate_from is not None:
+        source = inflate_from
+        if isinstance(source, str) and source in rs_image.models.IMAGE_MODELS:
+            source = rs_image.create_model(source, num_classes=0)
+        if features_only:
+            sd = source.state_dict() if isinstance(source, nn.Module) else source
+            if not isinstance(sd, Mapping):
+                sd = rs_image.models.read_state_dict(sd)
+            source = {k: v for k, v in rs_image.models.to_native(sd)[0].items() if not k.startswith("head.")}
+        inflate(source, model, method=inflate_method)
+    return model
+
+
+def list_models(pattern: str = "*") -> list:
+    """Names of the registered video models (shell-style ``pattern``)."""
+    return VIDEO_MODELS.list(pattern)

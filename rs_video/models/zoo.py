@@ -1,0 +1,149 @@
+"""The video models: 3D and (2+1)D ResNet-RS and the plain Slow / I3D / C2D ResNet-50s, as data.
+
+All are :class:`rs_image.models.ResNetRS` with 3D ops and other settings; nothing here defines a layer.
+
+``rs3d_*`` follows the TF Model Garden 3D ResNet-RS Kinetics-400 config (Du et al. 2021,
+``k400_resnet3drs_50_tpu.yaml``): first stem conv temporal kernel 5 / stride 2, temporal kernels 1, 1, 3, 3
+on the first 1x1 conv of the blocks of res2..res5 (Slow style), no further temporal downsampling, SE 0.25,
+self-gating in the last block of each stage, stochastic depth 0.1 on the per-stage schedule, dropout 0.5.
+Where it differs from the Model Garden network, on purpose, so that ImageNet ResNet-RS weights inflate:
+the stem keeps the 2D model's stride-2 3x3 conv instead of the 3D max-pool, the shortcuts keep the
+ResNet-D (1,2,2) average pool + 1x1 conv instead of a strided 1x1 conv, the last BN gamma is zero-initialised,
+and there is no 1001-class background logit.
+
+``slow_r50`` / ``i3d_r50`` / ``c2d_r50`` are PyTorchVideo's hub architectures expressed with the same core:
+7x7 stem with max-pool, strided 1x1 conv shortcuts, no SE.
+"""
+
+from __future__ import annotations
+
+from rs_image.models import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, ModelRegistry, Ops
+from rs_image.models.zoo import STAGE_DEPTHS
+
+__all__ = ["VIDEO_MODELS"]
+
+VIDEO_MODELS = ModelRegistry("video", default_num_classes=400)
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+_RS3D_ARCH = dict(
+    ops=Ops(3),
+    stem_type="deep",
+    stem_width=32,
+    stem_temporal_kernel=5,
+    stem_temporal_stride=2,
+    shortcut="avg_pool",
+    se_ratio=0.25,
+    self_gating=True,
+    drop_path_schedule="stage",
+    temporal_kernels_a=(1, 1, 3, 3),
+    temporal_kernels_b=(1, 1, 1, 1),
+)
+
+# TF Model Garden K400 top-1 of its own 3D ResNet-RS (32x2, 10x3 views, from scratch).
+_MG_TOP1 = {50: 78.2, 101: 79.5, 152: 79.9, 200: 80.4}
+
+
+def _rs_video_cfg(depth: int) -> dict:
+    cfg = dict(
+        num_frames=32,
+        sampling_rate=2,
+        input_size=(3, 32, 224, 224),
+        test_input_size=(3, 32, 256, 256),
+        test_views=(10, 3),
+        train_crop="inception",  # random resized crop, area (0.08, 1), aspect (0.5, 2)
+        interpolation="bilinear",
+        # ImageNet statistics, so that inflated ImageNet weights see the inputs they were trained on.
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        dropout=0.5,
+        drop_path_rate=0.1,
+        first_conv="stem.conv1",
+        classifier="head.fc",
+        inflate_from=f"resnetrs{depth}",
+    )
+    if depth in _MG_TOP1:
+        cfg["top1_reference"] = _MG_TOP1[depth]
+        cfg["top1_source"] = "TF Model Garden R3D-RS (its network differs slightly, see rs_video.models.zoo)"
+    return cfg
+
+
+for _depth in (50, 101, 152, 200, 270, 350, 420):
+    VIDEO_MODELS.register(
+        ModelEntry(
+            name=f"rs3d_{_depth}",
+            arch=dict(_RS3D_ARCH, stage_depths=STAGE_DEPTHS[_depth]),
+            pretrained_cfg=_rs_video_cfg(_depth),
+        )
+    )
+
+for _depth in (50, 101, 152, 200):
+    VIDEO_MODELS.register(
+        ModelEntry(
+            name=f"rs2plus1d_{_depth}",
+            # Every 3x3 conv becomes spatial 1x3x3 -> BN -> ReLU -> temporal 3x1x1 (Tran et al. mid width).
+            arch=dict(
+                _RS3D_ARCH,
+                ops=Ops(3, factorized=True),
+                stage_depths=STAGE_DEPTHS[_depth],
+                temporal_kernels_a=(1, 1, 1, 1),
+                temporal_kernels_b=(3, 3, 3, 3),
+                mid_channels="tran",
+            ),
+            pretrained_cfg=dict(_rs_video_cfg(_depth), top1_reference=None, top1_source=None),
+        )
+    )
+
+_PTV_ARCH = dict(
+    ops=Ops(3),
+    stage_depths=STAGE_DEPTHS[50],
+    stem_type="plain",
+    stem_width=64,
+    shortcut="conv",
+    se_ratio=0.0,
+    self_gating=False,
+    zero_init_last=False,
+)
+
+
+def _ptv_cfg(top1: float, gflops: float, params: float) -> dict:
+    return dict(
+        num_frames=8,
+        sampling_rate=8,
+        input_size=(3, 8, 224, 224),
+        test_input_size=(3, 8, 256, 256),
+        test_views=(10, 3),
+        train_crop="jitter",  # short side in [256, 320], random 224 crop
+        interpolation="bilinear",
+        mean=KINETICS_MEAN,
+        std=KINETICS_STD,
+        dropout=0.5,
+        drop_path_rate=0.0,
+        first_conv="stem.conv1",
+        classifier="head.fc",
+        top1_reference=top1,
+        top1_source="PyTorchVideo model zoo (8x8, 10x3 views)",
+        gmacs_reference=gflops,
+        params_m_reference=params,
+    )
+
+
+VIDEO_MODELS.register(
+    ModelEntry("slow_r50", dict(_PTV_ARCH, temporal_kernels_a=(1, 1, 3, 3)), _ptv_cfg(74.58, 54.52, 32.45))
+)
+VIDEO_MODELS.register(
+    ModelEntry(
+        "i3d_r50",
+        dict(
+            _PTV_ARCH,
+            stem_temporal_kernel=5,
+            temporal_kernels_a=(3, (3, 1), (3, 1), (1, 3)),
+            temporal_pool_after_layer1=2,
+        ),
+        _ptv_cfg(73.27, 37.53, 28.04),
+    )
+)
+VIDEO_MODELS.register(
+    ModelEntry("c2d_r50", dict(_PTV_ARCH, temporal_pool_after_layer1=2), _ptv_cfg(71.46, 25.89, 24.33))
+)

@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Convert official Keras ResNet-RS ``.h5`` weights into a native ``.safetensors`` / ``.pth`` file.
+
+Example::
+
+    wget https://storage.googleapis.com/tensorflow/keras-applications/resnet_rs/resnet-rs-50-i160.h5
+    python tools/convert_keras_weights.py resnet-rs-50-i160.h5 resnetrs50_i160.safetensors
+    python -c "import rs_image; m = rs_image.create_model('resnetrs50', pretrained='resnetrs50_i160.safetensors')"
+
+The file is converted (h5py only, no TensorFlow), the matching model is built (``--model``, inferred
+from the file by default) and loaded strictly, and its state dict is saved. See docs/keras_weights.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import List, Optional
+
+from rs_image.models.keras_weights import (
+    KerasWeightsError,
+    check_keras_h5_md5,
+    create_model_from_keras_h5,
+    inspect_keras_h5,
+)
+from rs_image.models.weights import WeightsError, save_state_dict
+
+logger = logging.getLogger("convert_keras_weights")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="Keras ResNet-RS weights, e.g. resnet-rs-50-i160.h5")
+    parser.add_argument("output", help="output file: .safetensors (recommended) or .pth")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="registry name to build, e.g. resnetrs50 or resnetrs350.i320 (default: inferred from the file)",
+    )
+    parser.add_argument("--skip-md5", action="store_true", help="do not verify the MD5 of official file names")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.output.endswith((".safetensors", ".pth", ".pt")):
+        logger.error("output must end in .safetensors, .pth or .pt: %s", args.output)
+        return 2
+    try:
+        if not args.skip_md5 and check_keras_h5_md5(args.input) is False:
+            raise KerasWeightsError(
+                f"{args.input}: MD5 differs from the official file of that name (truncated download?); "
+                "re-download it or pass --skip-md5"
+            )
+        info = inspect_keras_h5(args.input)
+        model = create_model_from_keras_h5(args.input, model_name=args.model)
+    except (WeightsError, KeyError, TypeError) as e:
+        logger.error("%s", e)
+        return 1
+    save_state_dict(model, args.output)
+    n_params = sum(p.numel() for p in model.parameters())
+    logger.info(
+        "%s -> %s: %s (stage depths %s, widths %s, %s classes), %.2fM parameters",
+        args.input, args.output, model.pretrained_cfg.get("architecture"), info.stage_depths,
+        info.stage_widths, info.num_classes if info.num_classes else "no", n_params / 1e6,
+    )
+    if info.num_classes is None:
+        logger.info("no classifier in the file: build the model with num_classes=0 or features_only=True to load it")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
