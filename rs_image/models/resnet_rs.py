@@ -13,7 +13,7 @@ I3D, C2D) are the same code with other settings.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -446,38 +446,28 @@ class ResNetRS(nn.Module):
             return x
         return stage(x)
 
-    def _stage_outputs(self, x: torch.Tensor) -> List[torch.Tensor]:
-        outs = [self.stem(x)]
-        x = outs[0]
+    def _forward_stages(self, x: torch.Tensor, keep: Sequence[int] = ()) -> tuple:
+        """Run stem and stages; return the last map and the maps of the indices in ``keep``."""
+        x = self.stem(x)
+        kept = [x] if 0 in keep else []
         for s, stage in enumerate(self.stages):
             x = self._run_stage(stage, x)
-            outs.append(x)
+            if s + 1 in keep:
+                kept.append(x)
             if s == 0:
                 x = self.temporal_pool(x)
-        return outs
+        return x, kept
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map (N, C, [T,] H, W)."""
-        x = self.stem(x)
-        for s, stage in enumerate(self.stages):
-            x = self._run_stage(stage, x)
-            if s == 0:
-                x = self.temporal_pool(x)
-        return x
+        return self._forward_stages(x)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         if self.features_only:
-            outs = self._stage_outputs(x)
-            return [outs[i] for i in self.out_indices]
+            kept = self._forward_stages(x, self.out_indices)[1]
+            return [kept[sorted(self.out_indices).index(i)] for i in self.out_indices]
         return self.forward_head(self.forward_features(x))
 
-
-def feature_shapes(model: ResNetRS, input_size: Tuple[int, ...]) -> Dict[str, Tuple[int, ...]]:
-    """Shapes of every stage output for one input (C, [T,] H, W), for documentation and tests."""
-    with torch.no_grad():
-        outs = model._stage_outputs(torch.zeros(1, *input_size))
-    names = ["stem"] + model.stage_names
-    return {n: tuple(o.shape[1:]) for n, o in zip(names, outs)}
