@@ -1,0 +1,405 @@
+"""Kinetics-style annotations: which video files a split holds and their labels.
+
+``DATA.PATH_TO_DATA_DIR`` may hold any of three layouts; the first that exists for a split wins:
+
+(a) **path-label lists** (SlowFast / PyTorchVideo): ``{split}.csv`` (or ``.txt``; ``validate`` is accepted
+    for ``val``) with one ``<path><sep><integer label>`` line per video. ``sep`` is
+    ``DATA.PATH_LABEL_SEPARATOR``; any whitespace separator means "any run of whitespace", and the label is
+    the last field, so paths may contain spaces. Relative paths are joined to ``DATA.PATH_PREFIX`` when it
+    is set (SlowFast), else to the list file's folder. Blank lines and lines starting with ``#`` are
+    skipped.
+(b) **official Kinetics CSVs**: the same file names, or ``kinetics-400_{split}.csv`` /
+    ``kinetics_{split}.csv`` / ``kinetics400_{split}.csv``, starting with the header
+    ``label,youtube_id,time_start,time_end,split[,is_cc]`` (test files may lack ``label``). Videos are
+    ``{youtube_id}_{time_start:06d}_{time_end:06d}.{mp4,mkv,webm}``, directly in the video folder or in
+    per-class sub-folders. The video folder is ``DATA.PATH_PREFIX`` when set, else the first of
+    ``DIR/{split}``, ``DIR/videos/{split}``, ``DIR/videos``, ``DIR`` that exists.
+(c) **class folders**: ``DIR/{split}/<class name>/<video>`` (any of .mp4 .mkv .webm .avi .mov), or
+    ``DIR/<class name>/<video>`` when there are no split folders (every split then reads the same tree).
+
+For (b) and (c) class names become indices through one sorted class list, ``DIR/classids.json``
+(``{"class name": index}``, SlowFast's format). It is read when it exists; otherwise it is made from the
+class names of *all* splits found, so train and val always agree, and written for later runs.
+
+A malformed line raises :class:`AnnotationError` naming the file and line number. Listed videos that do
+not exist are dropped and reported in one summary line with their count.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "AnnotationError",
+    "VideoRecord",
+    "SplitAnnotations",
+    "load_split",
+    "read_path_label_list",
+    "read_kinetics_csv",
+    "load_class_ids",
+    "save_class_ids",
+]
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS: Tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+_OFFICIAL_EXTENSIONS = (".mp4", ".mkv", ".webm")
+_SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validate", "valid"), "test": ("test",)}
+CLASS_IDS_FILE = "classids.json"
+
+
+class AnnotationError(ValueError):
+    """A malformed annotation file or line; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a split: its path and integer label (-1 when the split has no labels)."""
+
+    path: str
+    label: int
+
+
+@dataclass
+class SplitAnnotations:
+    """The videos of one split.
+
+    Attributes:
+        records: the videos that exist.
+        missing: listed paths that do not exist (already reported).
+        source: the list file or folder they came from.
+        format: "list", "kinetics_csv" or "class_folders".
+        class_names: index -> name, where the format has names (None for path-label lists).
+    """
+
+    records: List[VideoRecord]
+    missing: List[str] = field(default_factory=list)
+    source: str = ""
+    format: str = ""
+    class_names: Optional[List[str]] = None
+
+
+def _is_whitespace_separator(separator: Optional[str]) -> bool:
+    return separator is None or separator == "" or separator.isspace()
+
+
+def _resolve(path: str, prefix: str, base_dir: str) -> str:
+    if prefix:
+        return os.path.join(prefix, path)
+    return path if os.path.isabs(path) else os.path.join(base_dir, path)
+
+
+def read_path_label_list(
+    list_file: str, path_prefix: str = "", separator: str = " ", num_classes: Optional[int] = None
+) -> List[VideoRecord]:
+    """Parses a SlowFast/PyTorchVideo ``<path><sep><label>`` list (see module docstring).
+
+    Raises:
+        AnnotationError: a line without a path and an integer label, or a label outside
+            ``[0, num_classes)`` (``-1``, "no label", is allowed), naming ``file:line``.
+    """
+    records = []
+    base_dir = os.path.dirname(os.path.abspath(list_file))
+    whitespace = _is_whitespace_separator(separator)
+    with open(list_file, encoding="utf-8") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            fields = line.rsplit(None, 1) if whitespace else [f.strip() for f in line.rsplit(separator, 1)]
+            where = f"{list_file}:{line_number}"
+            shown_sep = "whitespace" if whitespace else repr(separator)
+            hint = " (official Kinetics CSVs need their header line)" if line.count(",") >= 3 else ""
+            if len(fields) != 2 or not fields[0]:
+                raise AnnotationError(
+                    f"{where}: expected '<path> <integer label>' separated by {shown_sep}, got {line!r}{hint}"
+                )
+            try:
+                label = int(fields[1])
+            except ValueError:
+                raise AnnotationError(f"{where}: label {fields[1]!r} is not an integer in {line!r}{hint}") from None
+            if label < -1 or (num_classes is not None and label >= num_classes):
+                raise AnnotationError(f"{where}: label {label} outside [0, {num_classes}) (MODEL.NUM_CLASSES)")
+            records.append(VideoRecord(_resolve(fields[0], path_prefix, base_dir), label))
+    if not records:
+        raise AnnotationError(f"{list_file}: no videos listed")
+    return records
+
+
+@dataclass(frozen=True)
+class _KineticsRow:
+    label_name: Optional[str]
+    youtube_id: str
+    time_start: int
+    time_end: int
+
+    @property
+    def stem(self) -> str:
+        return f"{self.youtube_id}_{self.time_start:06d}_{self.time_end:06d}"
+
+
+def _is_kinetics_csv(path: str) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().strip().lower()
+    columns = [c.strip() for c in header.split(",")]
+    return "youtube_id" in columns and "time_start" in columns
+
+
+def read_kinetics_csv(csv_file: str) -> List[_KineticsRow]:
+    """Parses an official Kinetics CSV (``label,youtube_id,time_start,time_end,split[,is_cc]``).
+
+    Raises:
+        AnnotationError: missing columns or a malformed row, naming ``file:line``.
+    """
+    rows = []
+    with open(csv_file, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [c.strip().lower() for c in next(reader)]
+        except StopIteration:
+            raise AnnotationError(f"{csv_file}: empty file") from None
+        needed = ("youtube_id", "time_start", "time_end")
+        if any(c not in header for c in needed):
+            raise AnnotationError(f"{csv_file}:1: header {header} lacks one of {list(needed)}")
+        position = {name: header.index(name) for name in header}
+        for fields in reader:
+            line_number = reader.line_num
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            where = f"{csv_file}:{line_number}"
+            if len(fields) != len(header):
+                raise AnnotationError(f"{where}: expected {len(header)} comma-separated fields {header}, got {fields}")
+            try:
+                start = int(float(fields[position["time_start"]]))
+                end = int(float(fields[position["time_end"]]))
+            except ValueError:
+                raise AnnotationError(f"{where}: time_start/time_end are not numbers in {fields}") from None
+            youtube_id = fields[position["youtube_id"]].strip()
+            if not youtube_id:
+                raise AnnotationError(f"{where}: empty youtube_id")
+            label = fields[position["label"]].strip() if "label" in position else None
+            rows.append(_KineticsRow(label or None, youtube_id, start, end))
+    if not rows:
+        raise AnnotationError(f"{csv_file}: no videos listed")
+    return rows
+
+
+def load_class_ids(path: str) -> Dict[str, int]:
+    """Reads ``classids.json``: ``{"name": index}`` (or a list of names in index order)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise AnnotationError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if isinstance(content, list):
+        content = {str(name): index for index, name in enumerate(content)}
+    if not isinstance(content, dict) or not all(isinstance(v, int) for v in content.values()):
+        raise AnnotationError(f"{path}: expected {{\"class name\": integer index}}")
+    if sorted(content.values()) != list(range(len(content))):
+        raise AnnotationError(f"{path}: class indices must be 0..{len(content) - 1} without gaps or repeats")
+    return dict(content)
+
+
+def save_class_ids(path: str, class_ids: Dict[str, int]) -> bool:
+    """Writes ``classids.json`` atomically; returns False (with a warning) when the folder is read-only."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        handle, tmp = tempfile.mkstemp(prefix=".classids.", suffix=".json", dir=folder)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(class_ids, out, indent=1)
+        os.replace(tmp, path)
+        return True
+    except OSError as error:
+        logger.warning("could not write %s (%s); the class order is still the sorted class names", path, error)
+        return False
+
+
+def _find_split_file(data_dir: str, split: str) -> Optional[str]:
+    for alias in _SPLIT_ALIASES[split]:
+        for name in (f"{alias}.csv", f"{alias}.txt", f"kinetics-400_{alias}.csv", f"kinetics400_{alias}.csv",
+                     f"kinetics_{alias}.csv"):
+            path = os.path.join(data_dir, name)
+            if os.path.isfile(path):
+                return path
+    return None
+
+
+def _class_dirs(folder: str) -> List[str]:
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    except FileNotFoundError:
+        return []
+
+
+def _find_split_tree(data_dir: str, split: str) -> Optional[str]:
+    for alias in _SPLIT_ALIASES[split]:
+        folder = os.path.join(data_dir, alias)
+        if os.path.isdir(folder) and _class_dirs(folder):
+            return folder
+    has_split_dirs = any(os.path.isdir(os.path.join(data_dir, a)) for names in _SPLIT_ALIASES.values() for a in names)
+    if not has_split_dirs and _class_dirs(data_dir):
+        return data_dir
+    return None
+
+
+def _tree_videos(folder: str) -> List[Tuple[str, str]]:
+    """(class name, path) of every video file in ``folder/<class>/``, sorted."""
+    found = []
+    for name in _class_dirs(folder):
+        class_dir = os.path.join(folder, name)
+        for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
+            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in VIDEO_EXTENSIONS:
+                found.append((name, entry.path))
+    return found
+
+
+def _kinetics_video_dir(data_dir: str, split: str, path_prefix: str) -> str:
+    if path_prefix:
+        return path_prefix
+    candidates = [os.path.join(data_dir, a) for a in _SPLIT_ALIASES[split]]
+    candidates += [os.path.join(data_dir, "videos", a) for a in _SPLIT_ALIASES[split]]
+    candidates += [os.path.join(data_dir, "videos"), data_dir]
+    return next(c for c in candidates if os.path.isdir(c))
+
+
+def _index_videos(video_dir: str) -> Dict[str, str]:
+    """File stem -> path for videos directly in ``video_dir`` or one folder below (per-class layout)."""
+    index: Dict[str, str] = {}
+    preference = {ext: rank for rank, ext in enumerate(_OFFICIAL_EXTENSIONS)}
+
+    def add(entry: os.DirEntry) -> None:
+        stem, ext = os.path.splitext(entry.name)
+        ext = ext.lower()
+        if ext in preference:
+            current = index.get(stem)
+            if current is None or preference[ext] < preference[os.path.splitext(current)[1].lower()]:
+                index[stem] = entry.path
+
+    for entry in os.scandir(video_dir):
+        if entry.is_dir():
+            for inner in os.scandir(entry.path):
+                if inner.is_file():
+                    add(inner)
+        elif entry.is_file():
+            add(entry)
+    return index
+
+
+def _split_class_names(data_dir: str, split: str) -> Optional[List[str]]:
+    """Class names of a split in layout (b) or (c), or None when the split is absent or a (a) list."""
+    split_file = _find_split_file(data_dir, split)
+    if split_file is not None:
+        if not _is_kinetics_csv(split_file):
+            return None
+        return sorted({row.label_name for row in read_kinetics_csv(split_file) if row.label_name})
+    tree = _find_split_tree(data_dir, split)
+    if tree is not None:
+        return _class_dirs(tree)
+    return None
+
+
+def _class_ids_for(data_dir: str, needed: Iterable[str]) -> Dict[str, int]:
+    """The data set's class list (read, or made from all splits and saved) covering ``needed``."""
+    path = os.path.join(data_dir, CLASS_IDS_FILE)
+    if os.path.isfile(path):
+        class_ids = load_class_ids(path)
+    else:
+        names = set()
+        for split in _SPLIT_ALIASES:
+            names.update(_split_class_names(data_dir, split) or [])
+        class_ids = {name: index for index, name in enumerate(sorted(names))}
+        if save_class_ids(path, class_ids):
+            logger.info("wrote %s (%d classes, sorted names of all splits)", path, len(class_ids))
+    unknown = sorted(set(needed) - set(class_ids))
+    if unknown:
+        raise AnnotationError(f"{path}: has no entry for classes {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+    return class_ids
+
+
+def _report_missing(source: str, missing: Sequence[str], total: int) -> None:
+    if missing:
+        examples = ", ".join(missing[:3])
+        logger.warning(
+            "%s: %d of %d listed videos are missing and skipped (e.g. %s)", source, len(missing), total, examples
+        )
+
+
+def load_split(
+    data_dir: str, split: str, path_prefix: str = "", separator: str = " ", num_classes: Optional[int] = None,
+) -> SplitAnnotations:
+    """Loads one split in whichever layout ``data_dir`` has (see module docstring).
+
+    Args:
+        data_dir: ``DATA.PATH_TO_DATA_DIR``.
+        split: "train", "val" or "test".
+        path_prefix: ``DATA.PATH_PREFIX``.
+        separator: ``DATA.PATH_LABEL_SEPARATOR``.
+        num_classes: ``MODEL.NUM_CLASSES``, to reject out-of-range labels early.
+
+    Raises:
+        FileNotFoundError: nothing for ``split`` in ``data_dir``.
+        AnnotationError: malformed content, or no listed video exists.
+    """
+    if split not in _SPLIT_ALIASES:
+        raise ValueError(f"split must be one of {list(_SPLIT_ALIASES)}, got {split!r}")
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+    split_file = _find_split_file(data_dir, split)
+    class_names = None
+    if split_file is not None and not _is_kinetics_csv(split_file):
+        listed = read_path_label_list(split_file, path_prefix, separator, num_classes)
+        records = [r for r in listed if os.path.exists(r.path)]
+        missing = [r.path for r in listed if not os.path.exists(r.path)]
+        source, fmt = split_file, "list"
+        class_ids_path = os.path.join(data_dir, CLASS_IDS_FILE)
+        if os.path.isfile(class_ids_path):  # names for logs and reports; the labels stay as listed
+            class_ids = load_class_ids(class_ids_path)
+            class_names = sorted(class_ids, key=class_ids.get)
+            too_large = [r.label for r in listed if r.label >= len(class_names)]
+            if too_large:
+                raise AnnotationError(
+                    f"{split_file}: label {max(too_large)} has no name in {class_ids_path} ({len(class_names)} classes)"
+                )
+    elif split_file is not None:
+        rows = read_kinetics_csv(split_file)
+        class_ids = _class_ids_for(data_dir, {r.label_name for r in rows if r.label_name})
+        video_dir = _kinetics_video_dir(data_dir, split, path_prefix)
+        available = _index_videos(video_dir)
+        records, missing = [], []
+        for row in rows:
+            label = class_ids[row.label_name] if row.label_name else -1
+            path = available.get(row.stem)
+            if path is None:
+                missing.append(os.path.join(video_dir, row.stem + ".mp4"))
+            else:
+                records.append(VideoRecord(path, label))
+        source, fmt, listed = split_file, "kinetics_csv", rows
+        class_names = sorted(class_ids, key=class_ids.get)
+    else:
+        tree = _find_split_tree(data_dir, split)
+        if tree is None:
+            aliases = "/".join(_SPLIT_ALIASES[split])
+            raise FileNotFoundError(
+                f"no annotations for split {split!r} in {data_dir}: expected {aliases}.csv (path-label list or "
+                f"official Kinetics CSV) or a {split}/<class>/<video> folder tree"
+            )
+        found = _tree_videos(tree)
+        class_ids = _class_ids_for(data_dir, {name for name, _ in found})
+        records = [VideoRecord(path, class_ids[name]) for name, path in found]
+        missing, source, fmt, listed = [], tree, "class_folders", found
+        class_names = sorted(class_ids, key=class_ids.get)
+    if num_classes is not None and class_names is not None and len(class_names) > num_classes:
+        raise AnnotationError(
+            f"{os.path.join(data_dir, CLASS_IDS_FILE)}: {len(class_names)} classes but MODEL.NUM_CLASSES={num_classes}"
+        )
+    _report_missing(source, missing, len(listed))
+    if not records:
+        raise AnnotationError(f"{source}: none of the {len(listed)} listed videos exists")
+    return SplitAnnotations(records, missing, source, fmt, class_names)

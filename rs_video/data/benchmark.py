@@ -1,0 +1,278 @@
+"""Loader throughput: our Kinetics loader against PyTorchVideo's on the same files (``tools/benchmark_data.py``).
+
+Every configuration runs through a real ``DataLoader`` (``num_workers`` worker processes, persistent,
+``batch_size`` clips per batch) and is timed after a warm-up of ``2 * num_workers`` batches. Two numbers
+per configuration:
+
+* clips/s: wall clock, what training sees;
+* CPU ms per clip: user + system CPU time of the worker processes (from ``/proc``) per clip. It is the
+  better number on a shared or noisy machine: it does not depend on what else runs there.
+
+Configurations:
+
+* ``ours/<decoder>``: :func:`rs_video.data.build_video_dataset` with ``DATA.DECODER=<decoder>``;
+* ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo`` (PyTorchVideo decoding, our transforms);
+* ``ptv-recipe/<decoder>``: ``pytorchvideo.data.Kinetics`` with PyTorchVideo's own transform recipe
+  (``UniformTemporalSubsample -> Div255 -> Normalize -> RandomShortSideScale -> RandomCrop -> flip`` in
+  train mode; ``ShortSideScale -> uniform crop`` in test mode), as SlowFast's ``Ptvkinetics`` builds it,
+  using :func:`~rs_video.data.enable_pytorchvideo_transforms`.
+
+All use the same files, the same T x tau at TARGET_FPS (clip duration ``T * tau / 30`` s), the same
+crop sizes, scale jitter and normalisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import torch
+
+from .annotations import load_split
+from .dataset import build_video_dataset
+from .pytorchvideo_backend import PyTorchVideoKinetics
+from .sampling import ClipSampler
+from .testing import write_synthetic_video
+from .transforms import build_clip_transform
+
+__all__ = [
+    "BenchmarkResult",
+    "make_benchmark_videos",
+    "benchmark_cfg",
+    "measure_loader",
+    "run_benchmark",
+    "format_table",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class BenchmarkResult:
+    """One measured configuration."""
+
+    name: str
+    mode: str
+    num_workers: int
+    clips: int
+    seconds: float
+    cpu_seconds: Optional[float]
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def cpu_ms_per_clip(self) -> Optional[float]:
+        return None if self.cpu_seconds is None else 1000.0 * self.cpu_seconds / max(self.clips, 1)
+
+
+def make_benchmark_videos(
+    out_dir, num_videos: int = 24, seconds: float = 10.0, fps: int = 30, width: int = 340, height: int = 256,
+    gop: int = 250, num_classes: int = 4, num_workers: int = 2,
+) -> Path:
+    """Writes ``num_videos`` H.264 files and ``train.csv``/``val.csv``/``test.csv`` lists over them.
+
+    Defaults: 10 s at 30 fps, 340x256 (short side 256), x264 preset medium CRF 23 with 3 B-frames and
+    keyframes every 250 frames (ffmpeg's default, what a plain ``ffmpeg -vf scale=-2:256`` resize of the
+    Kinetics clips gives). Files that exist are kept (resumable).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = Path(out_dir)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for index in range(num_videos):
+        path = out / "videos" / f"bench_{index:03d}.mp4"
+        if not path.exists():
+            jobs.append(path)
+    kwargs = dict(num_frames=int(seconds * fps), fps=fps, width=width, height=height, gop=gop, preset="medium")
+    if jobs:
+        with ProcessPoolExecutor(max_workers=max(1, num_workers)) as pool:
+            for tmp in pool.map(_write_one, [(p, kwargs) for p in jobs]):
+                os.replace(tmp, str(tmp)[: -len(".part.mp4")] + ".mp4")
+    lines = "".join(f"videos/bench_{i:03d}.mp4 {i % num_classes}\n" for i in range(num_videos))
+    for split in ("train", "val", "test"):
+        (out / f"{split}.csv").write_text(lines)
+    return out
+
+
+def _write_one(job) -> str:
+    path, kwargs = job
+    tmp = str(path)[: -len(".mp4")] + ".part.mp4"  # renamed when complete, so a crash never leaves a bad file
+    write_synthetic_video(tmp, **kwargs)
+    return tmp
+
+
+def benchmark_cfg(data_dir, num_frames: int = 32, sampling_rate: int = 2, train_crop: int = 224, test_crop: int = 256,
+                  jitter: Sequence[int] = (256, 320), num_views: int = 10, num_crops: int = 3):
+    """The engine's default config set to the benchmark's clip and crop settings."""
+    from rs_image.engine.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.TASK = "video"
+    cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS = num_frames, sampling_rate, 30
+    cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = train_crop, test_crop
+    cfg.DATA.TRAIN_JITTER_SCALES = list(jitter)
+    cfg.DATA.TRAIN_CROP_MODE = "jitter"
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = num_views, num_crops
+    return cfg
+
+
+class _PTVRecipeKinetics(PyTorchVideoKinetics):
+    """PyTorchVideo's Kinetics with PyTorchVideo's own float transform recipe (benchmark reference)."""
+
+    def __init__(self, *args, jitter: Sequence[int], crop: int, test_crop: int, mean, std, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.jitter, self.crop, self.test_crop = tuple(jitter), crop, test_crop
+        self.mean, self.std = list(mean), list(std)
+        self._recipe = None
+
+    def _build_recipe(self):
+        import torchvision.transforms as T
+
+        from .pytorchvideo_compat import enable_pytorchvideo_transforms
+
+        ptv = enable_pytorchvideo_transforms()
+        steps = [ptv.UniformTemporalSubsample(self.sampler.num_frames), ptv.Div255(), ptv.Normalize(self.mean, self.std)]
+        if self.mode == "train":
+            steps += [ptv.RandomShortSideScale(*self.jitter), T.RandomCrop(self.crop), T.RandomHorizontalFlip()]
+        else:
+            steps += [ptv.ShortSideScale(self.test_crop)]
+        return T.Compose(steps), importlib.import_module("pytorchvideo.transforms.functional")
+
+    def _convert(self, sample: dict) -> dict:
+        if self._recipe is None:
+            self._recipe = self._build_recipe()
+        recipe, ptv_functional = self._recipe
+        video = recipe(sample["video"])
+        spatial = int(sample["aug_index"]) if self.mode == "test" else 0
+        if self.mode != "train":
+            video = ptv_functional.uniform_crop(video, self.test_crop, spatial_idx=spatial if self.mode == "test" else 1)
+        item = {"video": video, "label": int(sample["label"]), "video_index": int(sample["video_index"]),
+                "view_index": int(sample["clip_index"]) * self.num_spatial_crops + spatial if self.mode == "test" else 0}
+        if self.mode == "test":
+            item["failed"] = False
+        return item
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_recipe"] = None
+        return state
+
+
+def _cpu_seconds(pids: Iterable[int]) -> Optional[float]:
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    except (OSError, IndexError, ValueError):
+        return None
+    return total
+
+
+def measure_loader(dataset, num_workers: int, batch_size: int = 4, num_clips: int = 96, name: str = "",
+                   mode: str = "train", shuffle: bool = True) -> BenchmarkResult:
+    """Clips/s and worker CPU per clip of ``dataset`` in a DataLoader, after ``2 * num_workers`` warm-up batches."""
+    import multiprocessing
+
+    warmup_batches = 2 * max(num_workers, 1)
+    total = num_clips + warmup_batches * batch_size
+    if shuffle:
+        sampler = torch.utils.data.RandomSampler(dataset, replacement=False, num_samples=total)
+    else:
+        sampler = [i % len(dataset) for i in range(total)]
+    pids = multiprocessing.Array("i", max(num_workers, 1))
+
+    def remember_pid(worker_id: int) -> None:
+        pids[worker_id] = os.getpid()
+
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, worker_init_fn=remember_pid,
+        persistent_workers=num_workers > 0, prefetch_factor=2 if num_workers > 0 else None,
+    )
+    iterator = iter(loader)
+    for _ in range(warmup_batches):
+        next(iterator)
+    worker_pids = list(pids) if num_workers > 0 else [os.getpid()]
+    cpu_start = _cpu_seconds(worker_pids)
+    start = time.perf_counter()
+    clips = 0
+    for batch in iterator:
+        clips += batch["video"].shape[0]
+    seconds = time.perf_counter() - start
+    cpu_end = _cpu_seconds(worker_pids)
+    cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
+    del iterator, loader
+    return BenchmarkResult(name, mode, num_workers, clips, seconds, cpu)
+
+
+def _dataset(kind: str, decoder: str, cfg, mode: str):
+    cfg = cfg.clone()
+    if kind == "ours":
+        cfg.DATA.BACKEND, cfg.DATA.DECODER = "native", decoder
+        return build_video_dataset(cfg, mode)
+    if kind == "ptv-backend":
+        cfg.DATA.BACKEND, cfg.DATA.DECODER = "pytorchvideo", decoder
+        return build_video_dataset(cfg, mode)
+    if kind == "ptv-recipe":
+        annotations = load_split(cfg.DATA.PATH_TO_DATA_DIR, mode, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)
+        data = cfg.DATA
+        sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS)
+        return _PTVRecipeKinetics(
+            annotations.records, mode, sampler, build_clip_transform(cfg, mode), decoder=decoder,
+            num_ensemble_views=cfg.TEST.NUM_ENSEMBLE_VIEWS if mode == "test" else 1,
+            jitter=data.TRAIN_JITTER_SCALES, crop=data.TRAIN_CROP_SIZE, test_crop=data.TEST_CROP_SIZE,
+            mean=data.MEAN, std=data.STD,
+        )
+    raise ValueError(f"unknown loader kind {kind!r}")
+
+
+def run_benchmark(
+    cfg, configurations: Sequence[str], modes: Sequence[str] = ("train",), workers: Sequence[int] = (2,),
+    batch_size: int = 4, num_clips: int = 96, repeats: int = 1,
+) -> List[BenchmarkResult]:
+    """Measures every ``kind/decoder`` configuration in every mode and worker count.
+
+    With ``repeats > 1`` the configurations are interleaved round by round and the best round of each is
+    kept, which filters out bursts of load from other processes.
+    """
+    best: Dict[tuple, BenchmarkResult] = {}
+    for _ in range(repeats):
+        for mode in modes:
+            for num_workers in workers:
+                for configuration in configurations:
+                    kind, decoder = configuration.split("/")
+                    dataset = _dataset(kind, decoder, cfg, mode)
+                    result = measure_loader(dataset, num_workers, batch_size, num_clips, configuration, mode,
+                                            shuffle=mode == "train")
+                    key = (configuration, mode, num_workers)
+                    if key not in best or result.clips_per_second > best[key].clips_per_second:
+                        best[key] = result
+                    logger.info("%s %s workers=%d: %.1f clips/s", configuration, mode, num_workers,
+                                result.clips_per_second)
+    return list(best.values())
+
+
+def format_table(results: Sequence[BenchmarkResult]) -> str:
+    """Markdown table with, per mode and worker count, each row's speed relative to the best PyTorchVideo row."""
+    lines = ["| loader | mode | workers | clips/s | CPU ms/clip | x best PyTorchVideo |", "|---|---|---|---|---|---|"]
+    for mode in sorted({r.mode for r in results}, key=["train", "val", "test"].index):
+        for workers in sorted({r.num_workers for r in results}):
+            group = [r for r in results if r.mode == mode and r.num_workers == workers]
+            reference = [r.clips_per_second for r in group if r.name.startswith("ptv")]
+            best_ptv = max(reference) if reference else None
+            for r in sorted(group, key=lambda r: -r.clips_per_second):
+                ratio = f"{r.clips_per_second / best_ptv:.2f}" if best_ptv else "-"
+                cpu = f"{r.cpu_ms_per_clip:.0f}" if r.cpu_ms_per_clip is not None else "-"
+                lines.append(f"| {r.name} | {mode} | {workers} | {r.clips_per_second:.1f} | {cpu} | {ratio} |")
+    return "\n".join(lines)

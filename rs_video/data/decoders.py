@@ -1,0 +1,488 @@
+"""Video decoders: torchcodec, decord and PyAV behind one small interface.
+
+All three return the same thing for the same request: the frames at the given *frame indices*
+(presentation order, 0-based) as a ``uint8`` tensor of shape (N, 3, H, W), RGB. They decode only what the
+request needs: each seeks to the keyframe at or before the first requested frame and decodes forward to
+the last one, converting only the requested frames to RGB. No decoder reads the whole file into memory,
+and none touches the audio stream.
+
+Frame indices are positions in presentation order. For constant-frame-rate files (everything Kinetics
+preparation produces) all three decoders agree bit for bit on which frame an index means and on its
+pixels (tested). For variable-frame-rate files PyAV derives the index from the timestamp at the header's
+average rate, so it may pick a neighbouring frame where torchcodec and decord count frames.
+
+Failures raise :class:`VideoDecodeError` with a short machine-readable ``reason`` (see
+:data:`FAILURE_REASONS`), so the data set can report *why* a file was skipped.
+
+Backend choice (``DATA.DECODER``): ``"auto"`` takes torchcodec when its FFmpeg libraries load, else PyAV,
+else decord. A named backend that cannot be imported falls back the same way. The choice is logged once
+in one line.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = [
+    "FAILURE_REASONS",
+    "VideoDecodeError",
+    "OpenVideo",
+    "VideoDecoder",
+    "TorchCodecDecoder",
+    "DecordDecoder",
+    "PyAVDecoder",
+    "DECODERS",
+    "available_decoders",
+    "create_decoder",
+]
+
+logger = logging.getLogger(__name__)
+
+FAILURE_REASONS: Tuple[str, ...] = (
+    "missing",  # the file does not exist
+    "empty file",  # zero bytes
+    "unreadable",  # the container cannot be opened: garbage content, or truncated before its index
+    "no video stream",  # e.g. an audio-only download
+    "no frames",  # a video stream without a decodable frame
+    "truncated",  # the container promises more frames than the file holds
+    "decode error",  # the codec failed on a packet
+)
+"""Reasons a :class:`VideoDecodeError` can carry (index + 1 is the code stored by the data set)."""
+
+# A container's frame count may be an estimate (from the duration) or off by a frame or two at the end
+# (edit lists, a dropped last B-frame). Missing frames up to this many at the end are padded with the
+# last decoded frame instead of being reported as truncation.
+_END_TOLERANCE_FRAMES = 2
+
+
+class VideoDecodeError(RuntimeError):
+    """A video could not be decoded.
+
+    Attributes:
+        path: the file.
+        reason: one of :data:`FAILURE_REASONS`.
+        detail: the underlying error message.
+    """
+
+    def __init__(self, path: str, reason: str, detail: str = "") -> None:
+        if reason not in FAILURE_REASONS:
+            raise ValueError(f"unknown failure reason {reason!r}")
+        self.path, self.reason, self.detail = path, reason, detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def __reduce__(self):  # keep the attributes when raised in a DataLoader worker
+        return (type(self), (self.path, self.reason, self.detail))
+
+
+def _check_file(path: str) -> None:
+    """Cheap checks every decoder shares (and that give the clearest reasons)."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise VideoDecodeError(path, "missing") from None
+    except OSError as error:
+        raise VideoDecodeError(path, "unreadable", str(error)) from None
+    if size == 0:
+        raise VideoDecodeError(path, "empty file")
+
+
+def _classify_open_failure(path: str, error: BaseException) -> VideoDecodeError:
+    """Turns a backend's open error into a reason, probing the container with PyAV where available."""
+    if isinstance(error, VideoDecodeError):
+        return error
+    detail = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+    try:
+        import av
+    except ImportError:
+        return VideoDecodeError(path, "unreadable", detail)
+    try:
+        with av.open(path) as container:
+            has_video = len(container.streams.video) > 0
+    except Exception:
+        return VideoDecodeError(path, "unreadable", detail)
+    # The container opens, so the backend failed on the stream itself (e.g. it scans packets on open).
+    return VideoDecodeError(path, "decode error" if has_video else "no video stream", detail)
+
+
+def _unique_sorted(indices: Sequence[int]) -> Tuple[List[int], Optional[torch.Tensor]]:
+    """Unique sorted indices plus, for every requested position, where its frame is in that list.
+
+    The second value is None when the request is already strictly increasing (the usual clip), so that
+    callers skip a copy of the frames.
+    """
+    request = [int(i) for i in indices]
+    if not request:
+        raise ValueError("no frame indices requested")
+    if min(request) < 0:
+        raise ValueError(f"negative frame index requested: {request}")
+    if all(a < b for a, b in zip(request, request[1:])):
+        return request, None
+    unique, inverse = torch.unique(torch.tensor(request), sorted=True, return_inverse=True)
+    return unique.tolist(), inverse
+
+
+def _reorder(frames: torch.Tensor, inverse: Optional[torch.Tensor]) -> torch.Tensor:
+    return frames if inverse is None else frames[inverse]
+
+
+class OpenVideo(abc.ABC):
+    """One opened video file. Use as a context manager.
+
+    Attributes:
+        path: the file.
+        num_frames: number of frames (from the stream index or, for PyAV without one, the duration).
+        fps: average frame rate from the container header (frames per second).
+    """
+
+    path: str
+    num_frames: int
+    fps: float
+
+    @abc.abstractmethod
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames at ``indices`` (any order, repeats allowed) as uint8 (N, 3, H, W).
+
+        Indices past the end are clamped to the last frame; the sampler never asks for them except through
+        a short-clip policy, and clamping keeps every backend identical there.
+        """
+
+    def close(self) -> None:
+        """Releases the file."""
+
+    def __enter__(self) -> "OpenVideo":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _clamp(self, indices: Sequence[int]) -> List[int]:
+        last = self.num_frames - 1
+        return [min(int(i), last) for i in indices]
+
+
+class VideoDecoder(abc.ABC):
+    """A backend: opens files. Instances hold only settings, so they pickle into DataLoader workers.
+
+    Args:
+        num_threads: decoder threads per open file. 1 is right for DataLoader workers (parallelism comes
+            from the workers; threaded decoders lose 20-30 % there, see docs/data.md); 0 lets the backend
+            choose.
+    """
+
+    name: str = ""
+    module: str = ""
+
+    def __init__(self, num_threads: int = 1) -> None:
+        if num_threads < 0:
+            raise ValueError(f"decoder threads must be >= 0, got {num_threads}")
+        self.num_threads = int(num_threads)
+
+    @classmethod
+    def is_available(cls) -> Tuple[bool, str]:
+        """Whether the backend imports (and, for torchcodec, its FFmpeg libraries load), and why not."""
+        try:
+            importlib.import_module(cls.module)
+        except Exception as error:  # ImportError, or RuntimeError/OSError when shared libraries fail
+            return False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        return True, ""
+
+    @classmethod
+    def version(cls) -> str:
+        root = importlib.import_module(cls.module.split(".")[0])
+        return str(getattr(root, "__version__", "?"))
+
+    def open(self, path: str) -> OpenVideo:
+        """Opens ``path``; raises :class:`VideoDecodeError` when it cannot be used."""
+        path = os.fspath(path)
+        _check_file(path)
+        try:
+            video = self._open(path)
+        except Exception as error:
+            raise _classify_open_failure(path, error) from error
+        if video.num_frames <= 0:
+            video.close()
+            raise VideoDecodeError(path, "no frames")
+        return video
+
+    @abc.abstractmethod
+    def _open(self, path: str) -> OpenVideo: ...
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_threads={self.num_threads})"
+
+
+# ----------------------------------------------------------------------------------------- torchcodec
+
+
+class _TorchCodecVideo(OpenVideo):
+    def __init__(self, path: str, num_threads: int) -> None:
+        from torchcodec.decoders import VideoDecoder as _TCDecoder
+
+        self.path = path
+        # "exact" scans the packet index once on open (a few ms for a 10 s clip) and then seeks exactly.
+        # NHWC, returned as a (N, C, H, W) view: channels-last memory is what torchvision's uint8 resize
+        # kernels are fastest on (2x here), and PyAV and decord produce the same layout.
+        self._decoder = _TCDecoder(path, seek_mode="exact", num_ffmpeg_threads=num_threads, dimension_order="NHWC")
+        meta = self._decoder.metadata
+        self.num_frames = int(meta.num_frames or 0)
+        self.fps = float(meta.average_fps_from_header or meta.average_fps or 0.0)
+        header_frames = meta.num_frames_from_header
+        if header_frames and self.num_frames and header_frames - self.num_frames > _END_TOLERANCE_FRAMES:
+            # The other backends fail on such files when the lost part is reached; fail consistently.
+            raise VideoDecodeError(
+                path, "truncated", f"header promises {header_frames} frames, file holds {self.num_frames}"
+            )
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        unique, inverse = _unique_sorted(self._clamp(indices))
+        try:
+            frames = self._decoder.get_frames_at(indices=unique).data
+        except Exception as error:
+            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
+        return _reorder(frames, inverse).permute(0, 3, 1, 2)
+
+    def close(self) -> None:
+        self._decoder = None
+
+
+class TorchCodecDecoder(VideoDecoder):
+    """torchcodec (FFmpeg through the system's shared libraries); exact seek mode, batched frame access."""
+
+    name = "torchcodec"
+    module = "torchcodec.decoders"
+
+    def _open(self, path: str) -> OpenVideo:
+        return _TorchCodecVideo(path, self.num_threads)
+
+
+# --------------------------------------------------------------------------------------------- decord
+
+
+class _DecordVideo(OpenVideo):
+    def __init__(self, path: str, num_threads: int) -> None:
+        import decord
+
+        self.path = path
+        self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
+        self.num_frames = len(self._reader)
+        self.fps = float(self._reader.get_avg_fps() or 0.0)
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        unique, inverse = _unique_sorted(self._clamp(indices))
+        try:
+            batch = self._reader.get_batch(unique)
+        except Exception as error:
+            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
+        # decord returns its NDArray, or a torch tensor when someone (e.g. pytorchvideo's decord module)
+        # switched decord's process-wide bridge to torch; accept both.
+        frames = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch.asnumpy())
+        return _reorder(frames, inverse).permute(0, 3, 1, 2)
+
+    def close(self) -> None:
+        self._reader = None
+
+
+class DecordDecoder(VideoDecoder):
+    """decord (bundles its own FFmpeg 4). Unmaintained since 2022; kept as an option, never the default."""
+
+    name = "decord"
+    module = "decord"
+
+    def _open(self, path: str) -> OpenVideo:
+        return _DecordVideo(path, self.num_threads)
+
+
+# ----------------------------------------------------------------------------------------------- PyAV
+
+
+_PYAV_CONVERT_THREADS = True  # whether this PyAV's frame conversion takes a threads argument
+
+
+class _PyAVVideo(OpenVideo):
+    def __init__(self, path: str, num_threads: int) -> None:
+        import av
+
+        self.path = path
+        self._container = av.open(path)
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoDecodeError(path, "no video stream")
+        stream = self._container.streams.video[0]
+        if num_threads == 1:
+            stream.thread_type = "NONE"
+            stream.thread_count = 1
+        else:
+            stream.thread_type = "AUTO"
+            stream.thread_count = num_threads
+        self._stream = stream
+        self._skip_unneeded = num_threads == 1
+        self._convert_threads = num_threads
+        self.frames_decoded = 0  # statistics: frames that came out of the codec (tests check the seek)
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.fps = float(rate) if rate else 0.0
+        self._time_base = stream.time_base
+        self._start_pts = stream.start_time if stream.start_time is not None else 0
+        if stream.frames and stream.frames > 0:
+            self.num_frames = int(stream.frames)
+        else:  # Matroska/WebM carry no frame count: estimate it from the duration
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif self._container.duration is not None:
+                seconds = self._container.duration / 1_000_000
+            else:
+                seconds = 0.0
+            self.num_frames = int(round(seconds * self.fps)) if self.fps > 0 else 0
+
+    def _index_of_pts(self, pts: int) -> int:
+        return int(round(float((pts - self._start_pts) * self._time_base) * self.fps))
+
+    def _index_of(self, frame) -> int:
+        pts = frame.pts if frame.pts is not None else frame.dts
+        if pts is None:
+            raise VideoDecodeError(self.path, "decode error", "frame without timestamp")
+        return self._index_of_pts(pts)
+
+    def _to_rgb(self, frame):
+        global _PYAV_CONVERT_THREADS
+        if _PYAV_CONVERT_THREADS:
+            try:
+                # swscale's automatic threading costs 3x the CPU of one thread at Kinetics frame sizes.
+                return frame.to_ndarray(format="rgb24", threads=self._convert_threads)
+            except TypeError:  # PyAV < 13 has no threads argument
+                _PYAV_CONVERT_THREADS = False
+        return frame.to_ndarray(format="rgb24")
+
+    def _decode_range(self, unique: List[int], from_start: bool) -> Dict[int, torch.Tensor]:
+        import av
+
+        first, last = unique[0], unique[-1]
+        wanted = set(unique)
+        if from_start:
+            self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+        else:
+            # Seek to the keyframe at or before half a frame ahead of the first needed frame's timestamp.
+            target_seconds = (first - 0.5) / self.fps if self.fps > 0 else 0.0
+            target = self._start_pts + int(max(target_seconds, 0.0) / self._time_base)
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        context = self._stream.codec_context
+        out: Dict[int, torch.Tensor] = {}
+        first_seen = None
+        try:
+            for packet in self._container.demux(self._stream):
+                if self._skip_unneeded:
+                    # A frame nobody references and we do not need is not decoded at all (FFmpeg's
+                    # AVDISCARD_NONREF, decided per packet as it enters the decoder). References are
+                    # always decoded, so the needed frames come out bit-identical. Only valid without
+                    # frame threading, where the setting applies to exactly this packet. A packet without
+                    # a timestamp is always decoded.
+                    unneeded = packet.pts is not None and self._index_of_pts(packet.pts) not in wanted
+                    context.skip_frame = "NONREF" if unneeded else "DEFAULT"
+                for frame in context.decode(packet):
+                    self.frames_decoded += 1
+                    index = self._index_of(frame)
+                    if first_seen is None:
+                        first_seen = index
+                        if index > first and not from_start:
+                            return {}  # the seek landed past the first needed frame: decode from the start
+                    if index in wanted and index not in out:
+                        out[index] = torch.from_numpy(self._to_rgb(frame))
+                    if index >= last:
+                        return out
+        except av.error.FFmpegError as error:
+            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
+        finally:
+            context.skip_frame = "DEFAULT"
+        return out
+
+    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
+        unique, inverse = _unique_sorted(self._clamp(indices))
+        decoded = self._decode_range(unique, from_start=False)
+        if not decoded:
+            decoded = self._decode_range(unique, from_start=True)
+        if not decoded:
+            raise VideoDecodeError(self.path, "no frames", f"nothing decodable at frames {unique[0]}..{unique[-1]}")
+        last_decoded = max(decoded)
+        frames = []
+        for index in unique:
+            if index in decoded:
+                frames.append(decoded[index])
+            elif index > last_decoded and index - last_decoded <= _END_TOLERANCE_FRAMES:
+                frames.append(decoded[last_decoded])  # frame count estimate overshot the end by a little
+            elif index > last_decoded:
+                raise VideoDecodeError(
+                    self.path,
+                    "truncated",
+                    f"stream ended at frame {last_decoded}, frame {index} of {self.num_frames} requested",
+                )
+            else:  # a hole inside the stream: use the nearest earlier frame (timestamp jitter in VFR files)
+                earlier = [i for i in decoded if i < index]
+                if not earlier:
+                    raise VideoDecodeError(self.path, "decode error", f"frame {index} not decodable")
+                frames.append(decoded[max(earlier)])
+        return _reorder(torch.stack(frames), inverse).permute(0, 3, 1, 2)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class PyAVDecoder(VideoDecoder):
+    """PyAV (bundles FFmpeg in its wheel, so it works without system libraries)."""
+
+    name = "pyav"
+    module = "av"
+
+    def _open(self, path: str) -> OpenVideo:
+        return _PyAVVideo(path, self.num_threads)
+
+
+# ------------------------------------------------------------------------------------------ selection
+
+DECODERS: Dict[str, type] = {"torchcodec": TorchCodecDecoder, "pyav": PyAVDecoder, "decord": DecordDecoder}
+_AUTO_ORDER = ("torchcodec", "pyav", "decord")
+_logged_choices: set = set()
+
+
+def available_decoders() -> Dict[str, str]:
+    """Maps each backend name to "" when it is usable, else to the reason it is not."""
+    return {name: DECODERS[name].is_available()[1] for name in _AUTO_ORDER}
+
+
+def create_decoder(name: str = "auto", num_threads: int = 1) -> VideoDecoder:
+    """Builds the decoder for ``DATA.DECODER`` with fallback, logging the choice once per process.
+
+    Args:
+        name: "auto", "torchcodec", "decord" or "pyav".
+        num_threads: ``DATA.DECODER_THREADS``.
+
+    Raises:
+        ValueError: unknown name.
+        RuntimeError: no backend can be imported at all.
+    """
+    if name != "auto" and name not in DECODERS:
+        raise ValueError(f"DATA.DECODER must be 'auto' or one of {sorted(DECODERS)}, got {name!r}")
+    order = [name] + [n for n in _AUTO_ORDER if n != name] if name != "auto" else list(_AUTO_ORDER)
+    reasons = []
+    for candidate in order:
+        usable, why = DECODERS[candidate].is_available()
+        if usable:
+            decoder = DECODERS[candidate](num_threads=num_threads)
+            key = (name, candidate, num_threads)
+            if key not in _logged_choices:
+                _logged_choices.add(key)
+                fallback = f"; unavailable: {'; '.join(reasons)}" if reasons else ""
+                logger.log(
+                    logging.WARNING if name != "auto" and reasons else logging.INFO,
+                    "video decoder: %s %s, %d thread(s) (DATA.DECODER=%s%s)",
+                    candidate, DECODERS[candidate].version(), num_threads, name, fallback,
+                )
+            return decoder
+        reasons.append(f"{candidate} ({why})")
+    raise RuntimeError("no video decoder can be imported: " + "; ".join(reasons))

@@ -1,0 +1,272 @@
+"""Kinetics preparation: official CSVs + downloaded videos -> re-encoded videos and ``path label`` lists.
+
+What :func:`prepare_kinetics` writes into ``out_dir``::
+
+    videos/{split}/{youtube_id}_{start:06d}_{end:06d}.mp4   H.264, short side ``short_side``, no audio
+    {split}.csv                                             "videos/{split}/<file>.mp4 <label>" lines
+    classids.json                                           sorted class names of all splits -> index
+    unreadable.txt                                          "<source path>\\t<reason>" per failed video
+    missing.txt                                             CSV rows without a downloaded file
+
+so that ``DATA.PATH_TO_DATA_DIR = out_dir`` works directly (relative paths resolve against the list's
+folder). Re-encoding settings, chosen for fast random clip access (docs/data.md): short side
+``short_side`` (320 default, enough for scale jitter [256, 320]), long side scaled to keep the aspect
+ratio and rounded to an even number, ``yuv420p``, libx264 CRF 23, keyframe every ``gop`` frames (32; a
+random clip then decodes at most 31 frames it does not need), constant frame rate at the source's average
+rate, ``+faststart``. Audio is dropped.
+
+Downloads are found by file stem anywhere up to one folder deep under ``videos_dir`` (flat, or
+per-class folders; .mp4 .mkv .webm .avi .mov): either the trimmed clip
+``{youtube_id}_{start:06d}_{end:06d}`` or the full YouTube video ``{youtube_id}``, which is then trimmed
+to ``[time_start, time_end)``.
+
+Resumable: a finished output is never redone (files are written under a temporary name and renamed when
+complete). Parallel: ``num_workers`` processes, with a progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .annotations import VIDEO_EXTENSIONS, read_kinetics_csv
+
+__all__ = ["PrepareReport", "prepare_kinetics", "reencode_video", "find_kinetics_csv"]
+
+logger = logging.getLogger(__name__)
+
+_CSV_NAMES = {
+    "train": ("train.csv", "kinetics-400_train.csv", "kinetics_train.csv", "kinetics400_train.csv"),
+    "val": ("val.csv", "validate.csv", "kinetics-400_val.csv", "kinetics_val.csv", "kinetics400_val.csv"),
+    "test": ("test.csv", "kinetics-400_test.csv", "kinetics_test.csv", "kinetics400_test.csv"),
+}
+
+
+@dataclass
+class PrepareReport:
+    """Counts per outcome, and the failed sources."""
+
+    encoded: int = 0
+    skipped_done: int = 0
+    unreadable: List[Tuple[str, str]] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    lists: Dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.encoded} encoded, {self.skipped_done} already done, {len(self.unreadable)} unreadable, "
+            f"{len(self.missing)} not downloaded"
+        )
+
+
+def find_kinetics_csv(annotations_dir: str, split: str) -> Optional[str]:
+    """The official CSV of ``split`` in ``annotations_dir``, or None."""
+    for name in _CSV_NAMES[split]:
+        path = os.path.join(annotations_dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _even(value: float) -> int:
+    return max(2, int(round(value / 2.0)) * 2)
+
+
+def _output_size(width: int, height: int, short_side: int) -> Tuple[int, int]:
+    if width <= height:
+        return _even(short_side), _even(height * short_side / width)
+    return _even(width * short_side / height), _even(short_side)
+
+
+def _reencode_pyav(src: str, dst: str, short_side: int, gop: int, crf: int, preset: str,
+                   trim: Optional[Tuple[float, float]]) -> None:
+    import av
+
+    with av.open(src) as source:
+        if not source.streams.video:
+            raise ValueError("no video stream")
+        in_stream = source.streams.video[0]
+        in_stream.thread_type = "AUTO"
+        rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(30)
+        width, height = _output_size(in_stream.codec_context.width, in_stream.codec_context.height, short_side)
+        with av.open(dst, "w", format="mp4", options={"movflags": "+faststart"}) as target:
+            out_stream = target.add_stream("libx264", rate=rate)
+            out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, "yuv420p"
+            out_stream.codec_context.gop_size = gop
+            out_stream.options = {"crf": str(crf), "preset": preset,
+                                  "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            if trim is not None:
+                source.seek(int(trim[0] * av.time_base), backward=True, any_frame=False)
+            count = 0
+            for frame in source.decode(in_stream):
+                if trim is not None and frame.time is not None:
+                    if frame.time < trim[0]:
+                        continue
+                    if frame.time >= trim[1]:
+                        break
+                scaled = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                scaled.pts, scaled.time_base = count, Fraction(1, 1) / rate
+                count += 1
+                for packet in out_stream.encode(scaled):
+                    target.mux(packet)
+            for packet in out_stream.encode():
+                target.mux(packet)
+            if count == 0:
+                raise ValueError("no decodable frames")
+
+
+def _reencode_ffmpeg(src: str, dst: str, short_side: int, gop: int, crf: int, preset: str,
+                     trim: Optional[Tuple[float, float]]) -> None:
+    executable = shutil.which("ffmpeg")
+    if executable is None:
+        raise RuntimeError("ffmpeg not found on PATH (use backend='pyav')")
+    s = short_side
+    scale = f"scale='if(gt(iw,ih),-2,{s})':'if(gt(iw,ih),{s},-2)':flags=area,format=yuv420p"
+    command = [executable, "-nostdin", "-y", "-loglevel", "error"]
+    if trim is not None:
+        command += ["-ss", f"{trim[0]:.3f}", "-to", f"{trim[1]:.3f}"]
+    command += [
+        "-i", src, "-map", "0:v:0", "-an", "-sn", "-vf", scale, "-c:v", "libx264", "-preset", preset,
+        "-crf", str(crf), "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0", "-fps_mode", "cfr",
+        "-movflags", "+faststart", "-f", "mp4", dst,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError((result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1][:300])
+
+
+def reencode_video(src: str, dst: str, short_side: int = 320, backend: str = "pyav", gop: int = 32, crf: int = 23,
+                   preset: str = "fast", trim: Optional[Tuple[float, float]] = None) -> None:
+    """Re-encodes one video (settings in the module docstring); writes ``dst`` only when complete.
+
+    Raises:
+        ValueError: the source cannot be decoded (message says why).
+    """
+    if backend not in ("pyav", "ffmpeg"):
+        raise ValueError(f"backend must be 'pyav' or 'ffmpeg', got {backend!r}")
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    tmp = f"{dst}.part.{os.getpid()}.mp4"
+    try:
+        (_reencode_pyav if backend == "pyav" else _reencode_ffmpeg)(src, tmp, short_side, gop, crf, preset, trim)
+        os.replace(tmp, dst)
+    except Exception as error:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(error, RuntimeError) and "ffmpeg not found" in str(error):
+            raise
+        raise ValueError(f"{type(error).__name__}: {error}".splitlines()[0][:300]) from error
+
+
+def _job(args) -> Tuple[str, str, Optional[str]]:
+    src, dst, kwargs = args
+    try:
+        reencode_video(src, dst, **kwargs)
+        return src, dst, None
+    except ValueError as error:
+        return src, dst, str(error)
+
+
+def _index_downloads(videos_dir: str) -> Dict[str, str]:
+    index: Dict[str, str] = {}
+    for root, dirs, files in os.walk(videos_dir):
+        depth = os.path.relpath(root, videos_dir).count(os.sep) + (0 if root == videos_dir else 1)
+        if depth >= 1:
+            dirs[:] = []
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in VIDEO_EXTENSIONS and ".part." not in name:
+                index.setdefault(stem, os.path.join(root, name))
+    return index
+
+
+def prepare_kinetics(
+    annotations_dir: str,
+    videos_dir: str,
+    out_dir: str,
+    short_side: int = 320,
+    backend: str = "pyav",
+    num_workers: Optional[int] = None,
+    splits: Sequence[str] = ("train", "val", "test"),
+    gop: int = 32,
+    crf: int = 23,
+    preset: str = "fast",
+    progress: bool = True,
+) -> PrepareReport:
+    """Runs the whole preparation (module docstring). Splits without a CSV are skipped.
+
+    Raises:
+        FileNotFoundError: no official CSV for any split in ``annotations_dir``.
+    """
+    csvs = {split: find_kinetics_csv(annotations_dir, split) for split in splits}
+    csvs = {split: path for split, path in csvs.items() if path is not None}
+    if not csvs:
+        raise FileNotFoundError(f"no official Kinetics CSV (train.csv, validate.csv, ...) in {annotations_dir}")
+    rows = {split: read_kinetics_csv(path) for split, path in csvs.items()}
+    names = sorted({row.label_name for split_rows in rows.values() for row in split_rows if row.label_name})
+    class_ids = {name: index for index, name in enumerate(names)}
+    downloads = _index_downloads(videos_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = PrepareReport()
+    settings = dict(short_side=short_side, backend=backend, gop=gop, crf=crf, preset=preset)
+    jobs, done = [], {}
+    for split, split_rows in rows.items():
+        for row in split_rows:
+            rel = f"videos/{split}/{row.stem}.mp4"
+            dst = str(out / rel)
+            if os.path.exists(dst):
+                report.skipped_done += 1
+                done[dst] = True
+                continue
+            src, trim = downloads.get(row.stem), None
+            if src is None and row.youtube_id in downloads:
+                src, trim = downloads[row.youtube_id], (float(row.time_start), float(row.time_end))
+            if src is None:
+                report.missing.append(row.stem)
+                continue
+            jobs.append((src, dst, dict(settings, trim=trim)))
+    if jobs:
+        from tqdm import tqdm
+
+        workers = num_workers or os.cpu_count() or 1
+        bar = tqdm(total=len(jobs), desc="re-encoding", unit="video", disable=not progress)
+        results = []
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for result in pool.map(_job, jobs, chunksize=1):
+                    results.append(result)
+                    bar.update()
+        else:
+            for job in jobs:
+                results.append(_job(job))
+                bar.update()
+        bar.close()
+        for src, dst, error in results:
+            if error is None:
+                report.encoded += 1
+                done[dst] = True
+            else:
+                report.unreadable.append((src, error))
+    for split, split_rows in rows.items():
+        lines = []
+        for row in split_rows:
+            rel = f"videos/{split}/{row.stem}.mp4"
+            if done.get(str(out / rel)):
+                label = class_ids[row.label_name] if row.label_name else -1
+                lines.append(f"{rel} {label}\n")
+        list_path = out / f"{split}.csv"
+        list_path.write_text("".join(lines))
+        report.lists[split] = str(list_path)
+    (out / "classids.json").write_text(json.dumps(class_ids, indent=1))
+    (out / "unreadable.txt").write_text("".join(f"{src}\t{reason}\n" for src, reason in report.unreadable))
+    (out / "missing.txt").write_text("".join(f"{stem}\n" for stem in report.missing))
+    logger.info("prepare_kinetics: %s; lists in %s", report, out)
+    return report

@@ -1,0 +1,106 @@
+"""tools/prepare_kinetics.py and tools/benchmark_data.py on tiny real videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import av
+import pytest
+
+from rs_video.data import build_video_dataset
+from rs_video.data.prepare import prepare_kinetics
+from tests.videos import data_cfg, write_broken, write_video
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+def video_info(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return stream.codec_context.width, stream.codec_context.height, frames, len(container.streams.audio)
+
+
+@pytest.fixture
+def downloads(tmp_path):
+    """Official CSVs and a per-class download folder with a landscape mp4 (with audio), a portrait mkv, a
+    full-length untrimmed video, a broken file and a row that was never downloaded."""
+    ann, raw = tmp_path / "annotations", tmp_path / "raw"
+    ann.mkdir()
+    (ann / "train.csv").write_text(
+        HEADER + "zumba,aaa,0,1,train\n" + "abseiling,bbb,2,3,train\n" + "abseiling,ccc,4,5,train\n"
+        + "zumba,ddd,0,1,train\n"
+    )
+    (ann / "validate.csv").write_text(HEADER + "bowling,eee,1,2,val\n")
+    write_video(raw / "zumba" / "aaa_000000_000001.mp4", num_frames=15, width=96, height=64, audio=True)
+    write_video(raw / "abseiling" / "bbb_000002_000003.mkv", num_frames=15, width=64, height=96)
+    write_broken(raw / "abseiling" / "ccc_000004_000005.mp4", "garbage")
+    write_video(raw / "eee.mp4", num_frames=90, fps=30, width=80, height=60)  # full video, trimmed to [1, 2) s
+    return ann, raw
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+def test_prepare_kinetics_reencodes_lists_and_resumes(tmp_path, downloads, backend):
+    if backend == "ffmpeg" and shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    ann, raw = downloads
+    out = tmp_path / "prepared"
+    report = prepare_kinetics(str(ann), str(raw), str(out), short_side=32, backend=backend, num_workers=2,
+                              progress=False)
+    assert report.encoded == 3 and report.skipped_done == 0
+    assert [os.path.basename(src) for src, _ in report.unreadable] == ["ccc_000004_000005.mp4"]
+    assert report.missing == ["ddd_000000_000001"]
+    assert json.loads((out / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
+    assert (out / "train.csv").read_text() == (
+        "videos/train/aaa_000000_000001.mp4 2\nvideos/train/bbb_000002_000003.mp4 0\n"
+    )
+    assert (out / "val.csv").read_text() == "videos/val/eee_000001_000002.mp4 1\n"
+    assert "ccc_000004_000005.mp4" in (out / "unreadable.txt").read_text()
+    # Short side 32, aspect kept, even sizes, no audio; the untrimmed video is cut to its 1 s segment.
+    assert video_info(out / "videos/train/aaa_000000_000001.mp4")[:2] == (48, 32)
+    assert video_info(out / "videos/train/bbb_000002_000003.mp4")[:2] == (32, 48)
+    assert video_info(out / "videos/train/aaa_000000_000001.mp4")[3] == 0
+    width, height, frames, _ = video_info(out / "videos/val/eee_000001_000002.mp4")
+    assert (width, height) == (42, 32) and 28 <= frames <= 32
+    # The output is directly usable as DATA.PATH_TO_DATA_DIR.
+    item = build_video_dataset(data_cfg(out, MODEL__NUM_CLASSES=3, DATA__TRAIN_JITTER_SCALES=[32, 40],
+                                         DATA__TRAIN_CROP_SIZE=32), "train")[0]
+    assert item["video"].shape == (3, 4, 32, 32)
+
+    mtime = os.path.getmtime(out / "videos/train/aaa_000000_000001.mp4")
+    again = prepare_kinetics(str(ann), str(raw), str(out), short_side=32, backend=backend, num_workers=1,
+                             progress=False)
+    assert again.encoded == 0 and again.skipped_done == 3 and len(again.unreadable) == 1
+    assert os.path.getmtime(out / "videos/train/aaa_000000_000001.mp4") == mtime
+    assert (out / "train.csv").read_text().count("\n") == 2
+
+
+def test_prepare_kinetics_cli_and_missing_annotations(tmp_path, downloads, capsys):
+    import prepare_kinetics as cli
+
+    ann, raw = downloads
+    assert cli.main(["--annotations", str(ann), "--videos", str(raw), "--out", str(tmp_path / "o"),
+                     "--short-side", "32", "--workers", "1", "--splits", "val", "--no-progress"]) == 0
+    assert "1 encoded" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no official Kinetics CSV"):
+        prepare_kinetics(str(raw), str(raw), str(tmp_path / "x"), progress=False)
+
+
+def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
+    import benchmark_data as cli
+
+    code = cli.main([
+        "--data-dir", str(tmp_path), "--make-videos", "2", "--short-side", "48", "--gop", "12",
+        "--configs", "ours/pyav", "ptv-recipe/pyav", "--workers", "0", "--clips", "2", "--batch-size", "1",
+        "--num-frames", "4", "--sampling-rate", "2", "--crop", "32", "--test-crop", "40", "--modes", "train", "test",
+    ])
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| ours/pyav | train | 0 |" in table and "| ptv-recipe/pyav | test | 0 |" in table
+    assert "x best PyTorchVideo" in table

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Clips/s of our Kinetics loader against PyTorchVideo's on the same files (see rs_video/data/benchmark.py).
+
+Example (the README's setting: 2 workers, train mode, 32x2 clips, 224 crop, 10 s 30 fps 340x256 H.264):
+
+    python tools/benchmark_data.py --make-videos 24 --data-dir /tmp/bench_videos --workers 2 --modes train
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rs_video.data.benchmark import benchmark_cfg, format_table, make_benchmark_videos, run_benchmark  # noqa: E402
+
+DEFAULT_CONFIGURATIONS = [
+    "ours/torchcodec", "ours/pyav", "ours/decord",
+    "ptv-backend/pyav", "ptv-backend/decord", "ptv-recipe/pyav", "ptv-recipe/decord",
+]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder with train.csv/test.csv lists (or where to make them)")
+    parser.add_argument("--make-videos", type=int, default=0, help="first write this many synthetic videos there")
+    parser.add_argument("--gop", type=int, default=250, help="keyframe interval of the synthetic videos")
+    parser.add_argument("--short-side", type=int, default=256, help="short side of the synthetic videos (4:3)")
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGURATIONS, help="kind/decoder entries")
+    parser.add_argument("--modes", nargs="+", default=["train"], choices=["train", "val", "test"])
+    parser.add_argument("--workers", nargs="+", type=int, default=[2])
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--clips", type=int, default=96, help="timed clips per configuration")
+    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best round is kept")
+    parser.add_argument("--num-frames", type=int, default=32)
+    parser.add_argument("--sampling-rate", type=int, default=2)
+    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--test-crop", type=int, default=256)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.make_videos:
+        short = args.short_side
+        width = (short * 4 // 3 + 1) // 2 * 2
+        make_benchmark_videos(args.data_dir, num_videos=args.make_videos, width=width, height=short, gop=args.gop)
+    cfg = benchmark_cfg(args.data_dir, args.num_frames, args.sampling_rate, args.crop, args.test_crop)
+    results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats)
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
