@@ -1,0 +1,174 @@
+"""Training checkpoints: atomic writes, newest-good-checkpoint discovery, RNG state capture.
+
+Layout under ``OUTPUT_DIR/checkpoints``::
+
+    last.pyth                     the newest state (end of every epoch, and every
+                                  TRAIN.CHECKPOINT_STEP_PERIOD steps inside an epoch)
+    checkpoint_epoch_00010.pyth   kept every TRAIN.CHECKPOINT_PERIOD epochs (and after the last one)
+
+A checkpoint is a dict of tensors and plain Python values, written with ``torch.save`` to a temporary
+file in the same folder, flushed to disk and renamed over the target (``os.replace``), so a crash never
+leaves a half-written file under a checkpoint name. It is read back with ``torch.load(weights_only=True)``
+(no pickled code): RNG states are stored as tensors and numbers.
+
+Keys: ``model_state``, ``ema_state`` / ``ema_num_updates`` (when EMA is on), ``optimizer_state``,
+``scheduler_state``, ``scaler_state``, ``epoch`` (the epoch to run next, 0-based), ``step_in_epoch``
+(optimizer steps already done in that epoch), ``global_step``, ``rng_states`` (one entry per rank),
+``sampler`` (seed, epoch, world size, batch size of the data order), ``cfg`` (the resolved YAML), and
+``format_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT_SUBDIR",
+    "LAST_NAME",
+    "CheckpointError",
+    "checkpoint_dir",
+    "epoch_checkpoint_name",
+    "atomic_torch_save",
+    "load_checkpoint",
+    "checkpoint_candidates",
+    "find_resume_checkpoint",
+    "remove_stale_temporaries",
+    "capture_rng_state",
+    "restore_rng_state",
+]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SUBDIR = "checkpoints"
+LAST_NAME = "last.pyth"
+FORMAT_VERSION = 1
+_EPOCH_RE = re.compile(r"^checkpoint_epoch_(\d+)\.pyth$")
+_REQUIRED_KEYS = ("model_state", "epoch", "step_in_epoch", "global_step")
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read or is not a training checkpoint."""
+
+
+def checkpoint_dir(output_dir: PathLike) -> Path:
+    return Path(output_dir) / CHECKPOINT_SUBDIR
+
+
+def epoch_checkpoint_name(epochs_done: int) -> str:
+    """``checkpoint_epoch_00005.pyth`` after 5 completed epochs (SlowFast's naming)."""
+    return f"checkpoint_epoch_{epochs_done:05d}.pyth"
+
+
+def atomic_torch_save(obj: Any, path: PathLike) -> None:
+    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def remove_stale_temporaries(folder: PathLike) -> List[Path]:
+    """Delete temporary files left by processes killed while writing; returns them."""
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for p in folder.glob(".*.tmp.*"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def load_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Read a training checkpoint (``weights_only=True``); raises :class:`CheckpointError` if unusable."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated / corrupt / not a torch file: all mean "unusable"
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a training checkpoint (a {type(state).__name__}, not a dict)")
+    missing = [k for k in _REQUIRED_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a training checkpoint of this library (missing {missing})")
+    return state
+
+
+def checkpoint_candidates(folder: PathLike) -> List[Path]:
+    """Checkpoints in ``folder``, newest first: ``last.pyth``, then epoch checkpoints by epoch."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    out = []
+    last = folder / LAST_NAME
+    if last.is_file():
+        out.append(last)
+    epochs = []
+    for p in folder.iterdir():
+        m = _EPOCH_RE.match(p.name)
+        if m and p.is_file():
+            epochs.append((int(m.group(1)), p))
+    out.extend(p for _, p in sorted(epochs, reverse=True))
+    return out
+
+
+def find_resume_checkpoint(folder: PathLike) -> Optional[Tuple[Path, Dict[str, Any]]]:
+    """The newest checkpoint in ``folder`` that loads; unreadable ones are skipped with a warning."""
+    for path in checkpoint_candidates(folder):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as exc:
+            logger.warning("skipping checkpoint %s (falling back to an older one): %s", path, exc)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# RNG states as tensors and plain values (loadable with weights_only=True)
+# ----------------------------------------------------------------------------------------------------
+def capture_rng_state() -> Dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA generator states of this process."""
+    version, py_state, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {
+            "name": str(name),
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+    }
+
+
+def restore_rng_state(state: Dict[str, Any]) -> None:
+    """Inverse of :func:`capture_rng_state`."""
+    py = state["python"]
+    random.setstate((int(py["version"]), tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), int(n["pos"]), int(n["has_gauss"]), float(n["cached_gaussian"]))
+    )
+    torch.set_rng_state(state["torch"])
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)

@@ -1,0 +1,307 @@
+"""Evaluation: single-view validation during training and the multi-view test of ``tools/test_net.py``.
+
+Multi-view test (SlowFast protocol): every video is seen as ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips x
+``TEST.NUM_SPATIAL_CROPS`` spatial crops; the softmax scores of its views are summed (or, with
+``TEST.ENSEMBLE_METHOD max``, maximised per class) and top-1/top-5 are computed on the aggregate.
+
+Counting every video exactly once with several processes: the test set is split with
+:class:`ShardedEvalSampler` (process ``r`` takes items ``r, r + W, r + 2W, ...``, no padding, no
+duplicates); inside a process :class:`MultiViewAggregator` ignores a repeated ``(video_index,
+view_index)`` pair; the per-video sums (or maxima) and view counts are then reduced over processes.
+A view whose item reports ``failed`` is left out; a video that lost any view counts as failed and is
+not scored (the accuracy is always over complete ``views x crops`` ensembles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from . import distributed as du
+
+__all__ = [
+    "ShardedEvalSampler",
+    "MultiViewAggregator",
+    "MultiViewSummary",
+    "failed_mask",
+    "evaluate_single_view",
+    "write_predictions",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ShardedEvalSampler(Sampler[int]):
+    """Indices ``rank, rank + world_size, ...`` of ``range(length)``: every index on exactly one process."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} not in [0, {world_size})")
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def failed_mask(batch: Dict[str, Any], batch_size: int) -> torch.Tensor:
+    """Boolean (B,) mask of items the data set marked as failed (all False when the key is absent)."""
+    failed = batch.get("failed")
+    if failed is None:
+        return torch.zeros(batch_size, dtype=torch.bool)
+    return torch.as_tensor(failed, dtype=torch.bool).reshape(batch_size).cpu()
+
+
+@dataclass
+class MultiViewSummary:
+    """Result of a multi-view evaluation."""
+
+    top1: float
+    top5: float
+    num_samples: int
+    num_evaluated: int
+    num_failed: int
+    num_failed_views: int
+    num_incomplete: int
+    views_per_sample: int
+    method: str
+    topk: int = 5
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return d
+
+    def format(self) -> str:
+        return (
+            f"top-1 {self.top1:.2f}%  top-{self.topk} {self.top5:.2f}%  ({self.method} of "
+            f"{self.views_per_sample} views)  evaluated {self.num_evaluated} / {self.num_samples}, "
+            f"failed {self.num_failed} (failed views {self.num_failed_views}; {self.num_incomplete} of the failed "
+            f"had some usable views)"
+        )
+
+
+class MultiViewAggregator:
+    """Accumulate per-view class scores into per-sample scores.
+
+    Args:
+        num_samples: number of videos (or images); sample ids are ``0 .. num_samples - 1``.
+        num_classes: score width.
+        method: ``"sum"`` (sum of scores) or ``"max"`` (element-wise maximum over views).
+    """
+
+    def __init__(self, num_samples: int, num_classes: int, method: str = "sum") -> None:
+        if method not in ("sum", "max"):
+            raise ValueError(f"ensemble method must be 'sum' or 'max', got {method!r}")
+        self.num_samples, self.num_classes, self.method = num_samples, num_classes, method
+        fill = 0.0 if method == "sum" else -math.inf
+        self.scores = torch.full((num_samples, num_classes), fill, dtype=torch.float64)
+        self.labels = torch.full((num_samples,), -1, dtype=torch.long)
+        self.view_counts = torch.zeros(num_samples, dtype=torch.long)
+        self.failed_views = torch.zeros(num_samples, dtype=torch.long)
+        self._seen: Set[Tuple[int, int]] = set()
+
+    def update(
+        self,
+        scores: torch.Tensor,
+        labels: torch.Tensor,
+        sample_index: torch.Tensor,
+        view_index: Optional[torch.Tensor] = None,
+        failed: Optional[torch.Tensor] = None,
+    ) -> None:
+        """Add a batch of views. ``scores`` (B, C) are per-view class scores (e.g. softmax)."""
+        scores = scores.detach().to("cpu", torch.float64)
+        labels = torch.as_tensor(labels).reshape(-1).cpu().long()
+        sample_index = torch.as_tensor(sample_index).reshape(-1).cpu().long()
+        b = sample_index.numel()
+        view_index = torch.zeros(b, dtype=torch.long) if view_index is None else torch.as_tensor(view_index).reshape(-1).cpu().long()
+        failed = torch.zeros(b, dtype=torch.bool) if failed is None else torch.as_tensor(failed).reshape(-1).cpu().bool()
+        if scores.shape != (b, self.num_classes):
+            raise ValueError(f"scores of shape {tuple(scores.shape)}, expected ({b}, {self.num_classes})")
+        if b and (sample_index.min() < 0 or sample_index.max() >= self.num_samples):
+            raise IndexError(f"sample index out of range [0, {self.num_samples}): {sample_index.tolist()}")
+        keep = []
+        for i, (s, v) in enumerate(zip(sample_index.tolist(), view_index.tolist())):
+            if (s, v) in self._seen:  # a padded / repeated view is counted once
+                continue
+            self._seen.add((s, v))
+            self.labels[s] = labels[i]
+            if failed[i]:
+                self.failed_views[s] += 1
+            else:
+                keep.append(i)
+        if not keep:
+            return
+        idx = torch.tensor(keep, dtype=torch.long)
+        rows, sel = sample_index[idx], scores[idx]
+        if self.method == "sum":
+            self.scores.index_add_(0, rows, sel)
+        else:
+            self.scores.scatter_reduce_(0, rows[:, None].expand_as(sel), sel, "amax", include_self=True)
+        self.view_counts.index_add_(0, rows, torch.ones_like(rows))
+
+    def synchronize(self) -> None:
+        """Combine the partial aggregates of all processes (every process ends with the total)."""
+        if not du.is_distributed():
+            return
+        backend_device = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+        scores = self.scores.to(backend_device)
+        (du.all_reduce_sum if self.method == "sum" else du.all_reduce_max)(scores)
+        self.scores = scores.cpu()
+        for name, reduce in (("labels", du.all_reduce_max), ("view_counts", du.all_reduce_sum), ("failed_views", du.all_reduce_sum)):
+            t = getattr(self, name).to(backend_device)
+            reduce(t)
+            setattr(self, name, t.cpu())
+
+    def complete_mask(self, views_per_sample: int = 1) -> torch.Tensor:
+        """Samples whose views were all scored (none failed or missing): the ones that are evaluated."""
+        return (self.view_counts >= views_per_sample) & (self.failed_views == 0) & (self.view_counts > 0)
+
+    def summarize(self, views_per_sample: int = 1, topk: int = 5) -> MultiViewSummary:
+        """Top-1 / top-k (in %) over the samples whose ``views_per_sample`` views were all scored.
+
+        A sample with a failed or missing view counts as failed (the data set marks a broken file's
+        remaining views failed, so its few decoded views would give it a different, easier protocol);
+        ``num_incomplete`` says how many of the failed samples had some usable views.
+        """
+        ok = self.complete_mask(views_per_sample)
+        n_ok = int(ok.sum())
+        k = min(topk, self.num_classes)
+        top1 = topk_acc = float("nan")
+        if n_ok:
+            s, y = self.scores[ok], self.labels[ok]
+            pred = s.topk(k, dim=1).indices
+            hits = pred == y[:, None]
+            top1 = 100.0 * hits[:, 0].float().mean().item()
+            topk_acc = 100.0 * hits.any(dim=1).float().mean().item()
+        # A view is failed when its item said so or when it never arrived (a collate that drops items).
+        expected = torch.maximum(torch.full_like(self.view_counts, views_per_sample), self.view_counts)
+        failed_views = int((expected - self.view_counts).sum())
+        incomplete = int((~ok & (self.view_counts > 0)).sum())
+        return MultiViewSummary(
+            top1=top1, top5=topk_acc, num_samples=self.num_samples, num_evaluated=n_ok,
+            num_failed=self.num_samples - n_ok, num_failed_views=failed_views,
+            num_incomplete=incomplete, views_per_sample=views_per_sample, method=self.method, topk=k,
+        )
+
+    def mean_scores(self) -> torch.Tensor:
+        """Per-sample scores normalised per view for ``sum`` (mean probability); raw for ``max``."""
+        if self.method == "sum":
+            return self.scores / self.view_counts.clamp(min=1).to(self.scores.dtype)[:, None]
+        return self.scores
+
+
+def write_predictions(
+    path: os.PathLike | str,
+    aggregator: MultiViewAggregator,
+    names: Optional[List[str]] = None,
+    topk: int = 5,
+    views_per_sample: int = 1,
+) -> None:
+    """Write one CSV row per sample: index, name, label, views used, failed views (failed or missing),
+    top-k classes and scores (space separated; mean probability for ``sum``), top-1 correct. Failed
+    samples have empty predictions. Written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    k = min(topk, aggregator.num_classes)
+    scores = aggregator.mean_scores()
+    top = scores.topk(k, dim=1)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "name", "label", "views", "failed_views", f"top{k}_classes", f"top{k}_scores", "correct"])
+        for i in range(aggregator.num_samples):
+            views = int(aggregator.view_counts[i])
+            failed = max(int(aggregator.failed_views[i]), views_per_sample - views)
+            name = names[i] if names is not None else ""
+            label = int(aggregator.labels[i])
+            if views == 0:
+                w.writerow([i, name, label, 0, failed, "", "", ""])
+                continue
+            classes = top.indices[i].tolist()
+            w.writerow([
+                i, name, label, views, failed, " ".join(map(str, classes)),
+                " ".join(f"{v:.5f}" for v in top.values[i].tolist()), int(classes[0] == label),
+            ])
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def evaluate_single_view(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    input_key: str,
+    device: torch.device,
+    autocast: ContextManager = contextlib.nullcontext(),
+    memory_format: Optional[torch.memory_format] = None,
+    progress: bool = False,
+    desc: str = "val",
+) -> Dict[str, float]:
+    """Top-1 / top-5 (in %) and cross-entropy of ``model`` on ``loader``, reduced over processes.
+
+    The loader must give every sample to exactly one process (:class:`ShardedEvalSampler`); items marked
+    ``failed`` are left out and counted.
+    """
+    was_training = model.training
+    model.eval()
+    totals = torch.zeros(5, dtype=torch.float64, device=device)  # n, top1, top5, loss_sum, failed
+    num_classes = None
+    try:
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
+            x = batch[input_key].to(device, non_blocking=True)
+            if memory_format is not None:
+                x = x.contiguous(memory_format=memory_format)
+            y = torch.as_tensor(batch["label"]).to(device).long()
+            bad = failed_mask(batch, y.numel()).to(device)
+            with autocast:
+                logits = model(x)
+            logits = logits.float()
+            num_classes = logits.shape[1]
+            k = min(5, num_classes)
+            good = ~bad
+            logits, y = logits[good], y[good]
+            pred = logits.topk(k, dim=1).indices
+            hits = pred == y[:, None]
+            totals += torch.stack([
+                torch.tensor(float(y.numel()), device=device, dtype=torch.float64),
+                hits[:, 0].sum().double(),
+                hits.any(dim=1).sum().double(),
+                F.cross_entropy(logits, y, reduction="sum").double() if y.numel() else torch.zeros((), device=device, dtype=torch.float64),
+                bad.sum().double(),
+            ])
+    finally:
+        model.train(was_training)
+    du.all_reduce_sum(totals)
+    n, top1, top5, loss, failed = totals.tolist()
+    return {
+        "top1": 100.0 * top1 / n if n else float("nan"),
+        "top5": 100.0 * top5 / n if n else float("nan"),
+        "loss": loss / n if n else float("nan"),
+        "num_samples": int(n),
+        "num_failed": int(failed),
+    }
+
+
+def summary_to_json(path: os.PathLike | str, record: Dict[str, Any]) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2, default=str)
+    os.replace(tmp, path)

@@ -1,0 +1,120 @@
+"""Multi-view testing (``tools/test_net.py``): load weights, score every view, aggregate per video."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from rs_image.recipe import set_bn_momentum
+
+from . import distributed as du
+from .checkpoint import checkpoint_dir, find_resume_checkpoint
+from .config import CfgNode
+from .evaluator import MultiViewAggregator, MultiViewSummary, failed_mask, summary_to_json, write_predictions
+from .logger import MetricWriter, setup_logging
+from .tasks import Task, get_task
+from .trainer import autocast_context, build_eval_loader, configure_determinism, seed_everything
+
+__all__ = ["run_test", "resolve_test_weights", "TooManyFailuresError"]
+
+logger = logging.getLogger(__name__)
+
+
+class TooManyFailuresError(RuntimeError):
+    """More test videos failed to load than ``DATA.MAX_FAILURE_FRACTION`` allows."""
+
+
+def resolve_test_weights(cfg: CfgNode) -> str:
+    """``TEST.CHECKPOINT_FILE_PATH``, else the newest good checkpoint under ``OUTPUT_DIR/checkpoints``."""
+    if cfg.TEST.CHECKPOINT_FILE_PATH:
+        return cfg.TEST.CHECKPOINT_FILE_PATH
+    found = find_resume_checkpoint(checkpoint_dir(cfg.OUTPUT_DIR)) if du.is_main_process() else None
+    path = du.broadcast_object(str(found[0]) if found else None)
+    if path is None:
+        raise FileNotFoundError(
+            f"no weights to test: TEST.CHECKPOINT_FILE_PATH is empty and {checkpoint_dir(cfg.OUTPUT_DIR)} has no "
+            "readable checkpoint"
+        )
+    return path
+
+
+@torch.no_grad()
+def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
+    """Evaluate on the ``test`` split with ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views.
+
+    Softmax scores of the views of a video are summed (``TEST.ENSEMBLE_METHOD sum``) or maximised
+    (``max``); top-1/top-5 are computed over the videos with at least one decodable view. Rank 0 prints
+    the result with the numbers of videos evaluated and failed, writes per-video predictions (CSV, see
+    :func:`~rs_image.engine.evaluator.write_predictions`) and ``test_results.json`` to ``OUTPUT_DIR``, and
+    appends a ``test`` record to ``metrics.jsonl``.
+
+    Raises:
+        TooManyFailuresError: (after writing the results) when the fraction of failed videos exceeds
+            ``DATA.MAX_FAILURE_FRACTION``.
+    """
+    task = task if task is not None else get_task(cfg.TASK)
+    dist = du.init_distributed(cfg.DEVICE)
+    setup_logging(cfg.OUTPUT_DIR, dist.rank)
+    configure_determinism(cfg.DETERMINISTIC)
+    seed_everything(cfg.RNG_SEED)
+    device = dist.device
+
+    model = task.create_model(cfg)
+    set_bn_momentum(model, cfg.BN.MOMENTUM)
+    weights = resolve_test_weights(cfg)
+    task.load_weights_for_test(model, weights, prefer_ema=cfg.TEST.USE_EMA)
+    model.to(device).eval()
+    memory_format = task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
+    logger.info("testing %s weights %s%s", cfg.MODEL.NAME, weights, " (EMA if present)" if cfg.TEST.USE_EMA else "")
+
+    dataset = task.build_dataset(cfg, "test")
+    loader = build_eval_loader(cfg, dataset, cfg.TEST.BATCH_SIZE, device)
+    num_samples = task.num_test_samples(dataset)
+    views = task.views_per_sample(dataset)
+    aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD)
+    autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
+    progress = dist.is_main and cfg.PROGRESS_BAR
+    for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
+        x = batch[task.input_key].to(device, non_blocking=True)
+        if memory_format is not None:
+            x = x.contiguous(memory_format=memory_format)
+        labels = torch.as_tensor(batch["label"])
+        bad = failed_mask(batch, labels.numel())
+        with autocast:
+            logits = model(x)
+        probs = F.softmax(logits.float(), dim=1)
+        aggregator.update(probs, labels, batch[task.index_key], batch.get("view_index"), bad)
+    aggregator.synchronize()
+    summary = aggregator.summarize(views_per_sample=views)
+    summary.extra.update({"weights": weights, "model": cfg.MODEL.NAME, "split": "test"})
+
+    if dist.is_main:
+        out = Path(cfg.OUTPUT_DIR)
+        pred_path = Path(cfg.TEST.SAVE_RESULTS_PATH or "test_predictions.csv")
+        if not pred_path.is_absolute():
+            pred_path = out / pred_path
+        names = [task.sample_name(dataset, i) for i in range(num_samples)]
+        write_predictions(pred_path, aggregator, names, views_per_sample=views)
+        summary.extra["predictions"] = str(pred_path)
+        summary_to_json(out / "test_results.json", summary.as_dict())
+        writer = MetricWriter(out, enabled=True, tensorboard=False)
+        writer.write("test", summary.as_dict())
+        writer.close()
+        line = f"Test ({cfg.MODEL.NAME}, {views} views/sample): {summary.format()}"
+        print(line, flush=True)
+        logger.info("predictions written to %s", pred_path)
+    failed_fraction = summary.num_failed / max(summary.num_samples, 1)
+    if failed_fraction > cfg.DATA.MAX_FAILURE_FRACTION:
+        raise TooManyFailuresError(
+            f"{summary.num_failed} of {summary.num_samples} test samples ({100 * failed_fraction:.1f}%) could not be "
+            f"loaded, more than DATA.MAX_FAILURE_FRACTION={cfg.DATA.MAX_FAILURE_FRACTION}; see the log for the files"
+        )
+    return summary
+

@@ -1,0 +1,73 @@
+"""Command-line entry points behind ``tools/train_net.py`` and ``tools/test_net.py``.
+
+Usage (one process, or one per GPU with torchrun)::
+
+    python tools/train_net.py --cfg configs/kinetics/rs3d_50.yaml [KEY VALUE ...]
+    torchrun --nproc_per_node 8 tools/train_net.py --cfg configs/kinetics/rs3d_50.yaml OUTPUT_DIR runs/rs3d50
+    python tools/test_net.py --cfg configs/kinetics/rs3d_50.yaml TEST.CHECKPOINT_FILE_PATH runs/rs3d50/checkpoints/last.pyth
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+from . import distributed as du
+from .config import CfgNode, ConfigError, load_config
+
+__all__ = ["parse_args", "train_main", "test_main", "launch"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv: Optional[Sequence[str]], description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="Overrides: KEY VALUE pairs after the options, e.g. TRAIN.BATCH_SIZE 16 SOLVER.BASE_LR 0.2",
+    )
+    parser.add_argument("--cfg", dest="cfg_file", default=None, help="YAML config file (may use _BASE_)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides")
+    args = parser.parse_args(argv)
+    if args.opts and args.opts[0] == "--":
+        args.opts = args.opts[1:]
+    return args
+
+
+def _load(argv: Optional[Sequence[str]], description: str) -> CfgNode:
+    args = parse_args(argv, description)
+    try:
+        return load_config(args.cfg_file, args.opts)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def launch(cfg: CfgNode, *, do_train: bool, do_test: bool) -> Dict[str, Any]:
+    """Train and/or test in this process (one rank of a torchrun job); returns the results."""
+    from .inference import run_test
+    from .trainer import Trainer
+
+    results: Dict[str, Any] = {}
+    try:
+        if do_train:
+            results["train"] = Trainer(cfg).train()
+        if do_test:
+            results["test"] = run_test(cfg).as_dict()
+    finally:
+        du.destroy_distributed()
+    return results
+
+
+def train_main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """``tools/train_net.py``: train when ``TRAIN.ENABLE``, then the multi-view test when ``TEST.ENABLE``."""
+    cfg = _load(argv, "Train a ResNet-RS image or video model (ResNet-RS recipe).")
+    return launch(cfg, do_train=cfg.TRAIN.ENABLE, do_test=cfg.TEST.ENABLE)
+
+
+def test_main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    """``tools/test_net.py``: multi-view test of ``TEST.CHECKPOINT_FILE_PATH`` (or the newest checkpoint)."""
+    cfg = _load(argv, "Multi-view test of a ResNet-RS image or video model.")
+    return launch(cfg, do_train=False, do_test=True)
+

@@ -1,0 +1,45 @@
+"""Batch-level MixUp / CutMix for image batches, from ``torchvision.transforms.v2``.
+
+Not part of the ResNet-RS ImageNet recipe (which uses RandAugment, label smoothing, dropout and
+stochastic depth); offered for fine-tuning experiments with the SlowFast/timm ``MIXUP.*`` keys.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch.nn import functional as F
+from torchvision.transforms import v2
+
+__all__ = ["BatchMixup"]
+
+
+class BatchMixup:
+    """With probability ``prob`` apply CutMix (probability ``switch_prob``) or MixUp to a batch.
+
+    ``__call__(images (B, C, H, W), labels (B,)) -> (images, soft targets (B, num_classes))``; a batch
+    left unmixed gets one-hot targets, so the loss always sees the same target type.
+    """
+
+    def __init__(
+        self, num_classes: int, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, prob: float = 1.0,
+        switch_prob: float = 0.5,
+    ) -> None:
+        if mixup_alpha <= 0 and cutmix_alpha <= 0:
+            raise ValueError("MixUp needs MIXUP.ALPHA > 0 or MIXUP.CUTMIX_ALPHA > 0")
+        self.num_classes = num_classes
+        self.mixup: Optional[v2.MixUp] = v2.MixUp(alpha=mixup_alpha, num_classes=num_classes) if mixup_alpha > 0 else None
+        self.cutmix: Optional[v2.CutMix] = (
+            v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes) if cutmix_alpha > 0 else None
+        )
+        self.prob = prob
+        self.switch_prob = switch_prob
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if torch.rand(()) >= self.prob:
+            return images, F.one_hot(labels, self.num_classes).to(images.dtype)
+        use_cutmix = self.cutmix is not None and (self.mixup is None or torch.rand(()) < self.switch_prob)
+        op = self.cutmix if use_cutmix else self.mixup
+        assert op is not None
+        return op(images, labels)

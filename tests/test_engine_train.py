@@ -1,0 +1,369 @@
+"""End-to-end engine tests: short training runs (video and image tasks), multi-view test, non-finite loss,
+initial weights with inflation, exact resume after SIGKILL, checkpoint fallback, 2-process DDP (gloo)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from rs_image.engine import ImageTask, NonFiniteLossError, Trainer, VideoTask, load_config, run_test
+from rs_image.engine.checkpoint import load_checkpoint
+from rs_image.engine.launch import train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_ARCH = "{'stage_widths': (8, 16, 32, 64), 'stage_depths': (1, 1, 1, 1), 'stem_width': 8}"
+
+
+# ------------------------------------------------------------------------------------------------------
+# Small in-test data following the item-dict contract of the data builders
+# ------------------------------------------------------------------------------------------------------
+class TensorSamples(Dataset):
+    """Seeded random samples whose mean depends on the label; ``views`` > 1 gives test-mode items."""
+
+    def __init__(self, num: int, key: str, shape: Sequence[int], num_classes: int = 4, seed: int = 0,
+                 views: int = 1, failed: Sequence[int] = (), nan_labels: Sequence[int] = ()) -> None:
+        self.num, self.key, self.shape, self.num_classes, self.seed = num, key, tuple(shape), num_classes, seed
+        self.views, self.failed, self.nan_labels = views, set(failed), set(nan_labels)
+        self.test_mode = views > 1 or bool(failed)
+
+    @property
+    def num_videos(self) -> int:
+        return self.num
+
+    @property
+    def num_views(self) -> int:
+        return self.views
+
+    def __len__(self) -> int:
+        return self.num * self.views
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        sample, view = divmod(index, self.views)
+        label = sample % self.num_classes
+        g = torch.Generator().manual_seed(self.seed * 10_000 + sample * 100 + view)
+        x = torch.randn(self.shape, generator=g) * 0.5 + (label - 1.5) * 0.5
+        if label in self.nan_labels:
+            x = torch.full(self.shape, float("nan"))
+        item: Dict[str, Any] = {self.key: x, "label": label}
+        if self.key == "video":
+            item.update(video_index=sample, view_index=view)
+        else:
+            item["index"] = sample
+        if self.test_mode:
+            item["failed"] = sample in self.failed
+            if item["failed"]:
+                item[self.key] = torch.zeros(self.shape)
+        return item
+
+
+class TensorVideoTask(VideoTask):
+    def __init__(self, num_train: int = 8, nan_labels: Sequence[int] = ()) -> None:
+        self.num_train, self.nan_labels = num_train, nan_labels
+
+    def build_dataset(self, cfg, split):
+        shape = (3, cfg.DATA.NUM_FRAMES, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+        if split == "train":
+            return TensorSamples(self.num_train, "video", shape, cfg.MODEL.NUM_CLASSES, seed=1, nan_labels=self.nan_labels)
+        if split == "val":
+            return TensorSamples(5, "video", shape, cfg.MODEL.NUM_CLASSES, seed=2)
+        views = cfg.TEST.NUM_ENSEMBLE_VIEWS * cfg.TEST.NUM_SPATIAL_CROPS
+        return TensorSamples(4, "video", shape, cfg.MODEL.NUM_CLASSES, seed=3, views=views, failed=(1,))
+
+
+class TensorImageTask(ImageTask):
+    def build_dataset(self, cfg, split):
+        shape = (3, cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TRAIN_CROP_SIZE)
+        return TensorSamples(12 if split == "train" else 5, "image", shape, cfg.MODEL.NUM_CLASSES,
+                             seed=1 if split == "train" else 2)
+
+
+def tiny_opts(output_dir: Path, task: str = "video", *extra: str) -> List[str]:
+    model = "rs3d_50" if task == "video" else "resnetrs50"
+    return [
+        "TASK", task, "MODEL.NAME", model, "MODEL.NUM_CLASSES", "4", "MODEL.OVERRIDES", TINY_ARCH,
+        "OUTPUT_DIR", str(output_dir), "DEVICE", "cpu", "DATA_LOADER.NUM_WORKERS", "0", "PROGRESS_BAR", "False",
+        "TENSORBOARD", "False", "TRAIN.BATCH_SIZE", "2", "TEST.BATCH_SIZE", "4", "SOLVER.MAX_EPOCH", "1",
+        "SOLVER.WARMUP_EPOCHS", "0", "SOLVER.BASE_LR", "2.56", "DATA.NUM_FRAMES", "4", "DATA.TRAIN_CROP_SIZE", "32",
+        "DATA.TEST_CROP_SIZE", "32", "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "1", "LOG_PERIOD", "1",
+        *extra,
+    ]
+
+
+def _records(output_dir: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _params(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ------------------------------------------------------------------------------------------------------
+def test_two_step_training_video_task_then_multiview_test(tmp_path):
+    cfg = load_config(None, tiny_opts(tmp_path, "video", "TRAIN.MAX_STEPS_PER_EPOCH", "2", "TRAIN.EVAL_PERIOD", "1",
+                                      "TENSORBOARD", "True", "DATA.MAX_FAILURE_FRACTION", "0.5"))
+    trainer = Trainer(cfg, TensorVideoTask())
+    before = _params(trainer.model)
+    metrics = trainer.train()
+    assert trainer.global_step == 2 and trainer.ema.num_updates == 2
+    after = trainer.model.state_dict()
+    changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert "head.fc.weight" in changed and "stem.conv1.weight" in changed
+    ema = trainer.ema.module.state_dict()
+    assert not torch.equal(ema["head.fc.weight"], after["head.fc.weight"])  # an average, not a copy
+
+    kinds = [r["type"] for r in _records(tmp_path)]
+    assert kinds.count("train") == 2 and "train_epoch" in kinds and "val" in kinds
+    val = [r for r in _records(tmp_path) if r["type"] == "val"][0]
+    assert val["num_samples"] == 5 and "ema_top1" in val and metrics["val_top1"] == val["top1"]
+    assert (tmp_path / "config.yaml").is_file() and list((tmp_path / "tensorboard").glob("events.*"))
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pyth")
+    assert state["global_step"] == 2 and state["epoch"] == 1 and state["step_in_epoch"] == 0
+    assert (tmp_path / "checkpoints" / "checkpoint_epoch_00001.pyth").is_file()
+    for key in ("model_state", "ema_state", "optimizer_state", "scheduler_state", "rng_states", "cfg"):
+        assert key in state
+
+    summary = run_test(cfg, TensorVideoTask())
+    assert (summary.num_samples, summary.num_evaluated, summary.num_failed, summary.num_failed_views) == (4, 3, 1, 2)
+    assert summary.views_per_sample == 2 and 0.0 <= summary.top1 <= 100.0
+    rows = list(csv.DictReader(open(tmp_path / "test_predictions.csv")))
+    assert len(rows) == 4 and rows[1]["views"] == "0" and rows[0]["views"] == "2"
+    result = json.loads((tmp_path / "test_results.json").read_text())
+    assert result["num_failed"] == 1 and result["weights"].endswith("last.pyth")
+    # The EMA weights were tested: their logits give the written scores.
+    model = TensorVideoTask().create_model(cfg)
+    model.load_state_dict(state["ema_state"])
+    model.eval()
+    views = TensorVideoTask().build_dataset(cfg, "test")
+    with torch.no_grad():
+        probs = torch.stack([model(views[i]["video"][None]).softmax(1)[0] for i in (0, 1)]).mean(0)
+    top = probs.topk(4)
+    assert rows[0]["top4_classes"].split() == [str(i) for i in top.indices.tolist()]
+    assert [float(v) for v in rows[0]["top4_scores"].split()] == pytest.approx(top.values.tolist(), abs=1e-4)
+
+
+def _jpeg_folder(root: Path, per_class: Dict[str, int], classes: int = 4) -> Path:
+    from torchvision.io import encode_jpeg, write_file
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in per_class.items():
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = (torch.rand(3, 36, 40, generator=g) * 60).to(torch.uint8) + 40 * c
+                write_file(str(folder / f"{i}.jpg"), encode_jpeg(img))
+    return root
+
+
+def test_two_step_training_image_task_cli_bf16_precise_bn(tmp_path):
+    data = _jpeg_folder(tmp_path / "data", {"train": 2, "val": 1})
+    # test split = val; in val mode the broken file is replaced by another image, in test mode it fails
+    (data / "val" / "class3" / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    results = train_main([
+        *tiny_opts(out, "image", "DATA.PATH_TO_DATA_DIR", str(data), "TRAIN.MIXED_PRECISION", "bf16",
+                   "BN.USE_PRECISE_STATS", "True", "BN.NUM_BATCHES_PRECISE", "2", "AUG.RAND_AUGMENT", "True",
+                   "TRAIN.EVAL_PERIOD", "1", "TEST.NUM_ENSEMBLE_VIEWS", "1", "DATA.MAX_FAILURE_FRACTION", "0.5",
+                   "TEST.SAVE_RESULTS_PATH", "preds/image.csv"),
+    ])
+    assert results["train"]["val_num_samples"] == 5 and results["train"]["val_num_failed"] == 0
+    test = results["test"]
+    assert (test["num_samples"], test["num_evaluated"], test["num_failed"]) == (5, 4, 1)
+    state = load_checkpoint(out / "checkpoints" / "last.pyth")
+    assert state["global_step"] == 4  # 8 images / batch 2
+    rows = list(csv.DictReader(open(out / "preds" / "image.csv")))
+    assert any(r["name"].endswith("broken.jpg") and r["views"] == "0" for r in rows)
+
+
+def test_video_task_on_real_video_files(tmp_path):
+    pytest.importorskip("av")
+    from tests.videos import list_dataset
+
+    data = list_dataset(tmp_path / "data", num_videos=4, broken=("truncated",), width=48, height=40)
+    cfg = load_config(None, tiny_opts(
+        tmp_path / "out", "video", "DATA.PATH_TO_DATA_DIR", str(data), "DATA.PATH_PREFIX", str(data),
+        "MODEL.NUM_CLASSES", "2", "DATA.TRAIN_JITTER_SCALES", "[40, 48]", "DATA.TEST_CROP_SIZE", "40",
+        "DATA.MAX_FAILURE_FRACTION", "0.5", "TRAIN.EVAL_PERIOD", "1", "DATA.DECODER", "pyav",
+    ))
+    metrics = Trainer(cfg).train()
+    assert metrics["val_num_samples"] == 5  # the broken val entry is replaced by a good video
+    summary = run_test(cfg)
+    assert (summary.num_samples, summary.num_evaluated, summary.num_failed) == (5, 4, 1)
+    assert summary.num_failed_views == 2  # 2 temporal views x 1 crop of the truncated file
+    rows = list(csv.DictReader(open(tmp_path / "out" / "test_predictions.csv")))
+    assert rows[4]["name"].endswith("test_broken_truncated.mp4") and rows[4]["views"] == "0"
+
+
+def test_nonfinite_loss_stops_with_step(tmp_path):
+    cfg = load_config(None, tiny_opts(tmp_path, "image", "TRAIN.EVAL_PERIOD", "0"))
+    trainer = Trainer(cfg, TensorImageTask())
+    trainer.train_set.nan_labels = {0, 1, 2, 3}
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 1/6 \(global step 1\)"):
+        trainer.train()
+    assert not (tmp_path / "checkpoints" / "last.pyth").exists()
+
+
+def test_nonfinite_loss_skip(tmp_path, caplog):
+    cfg = load_config(None, tiny_opts(tmp_path, "image", "TRAIN.EVAL_PERIOD", "0", "TRAIN.NONFINITE_LOSS", "skip"))
+    trainer = Trainer(cfg, TensorImageTask())
+    trainer.train_set.nan_labels = {0}
+    before = _params(trainer.model)
+    with caplog.at_level(logging.WARNING):
+        trainer.train()
+    assert 1 <= trainer.num_skipped_steps < 6 and trainer.global_step == 6
+    assert "step skipped" in caplog.text
+    after = trainer.model.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert not torch.equal(before["head.fc.weight"], after["head.fc.weight"])
+
+
+def test_fp16_needs_cuda_and_bn_momentum_1_needs_ema(tmp_path):
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        Trainer(load_config(None, tiny_opts(tmp_path, "image", "TRAIN.MIXED_PRECISION", "fp16")), TensorImageTask())
+    with pytest.raises(ValueError, match="EMA.ENABLE"):
+        Trainer(load_config(None, tiny_opts(tmp_path, "image", "BN.MOMENTUM", "1.0", "EMA.ENABLE", "False")),
+                TensorImageTask())
+
+
+def test_initial_weights_are_inflated_from_2d(tmp_path):
+    import rs_image
+
+    model_2d = rs_image.create_model("resnetrs50", num_classes=10, stage_widths=(8, 16, 32, 64),
+                                     stage_depths=(1, 1, 1, 1), stem_width=8)
+    torch.save(model_2d.state_dict(), tmp_path / "in1k.pth")
+    cfg = load_config(None, tiny_opts(tmp_path / "out", "video", "TRAIN.CHECKPOINT_FILE_PATH", str(tmp_path / "in1k.pth"),
+                                      "TRAIN.CHECKPOINT_INFLATE", "center", "TRAIN.EVAL_PERIOD", "0"))
+    trainer = Trainer(cfg, TensorVideoTask())
+    w3d = trainer.model.stem.conv1.weight  # temporal kernel 5: the 2D kernel sits in the centre tap
+    assert torch.equal(w3d[:, :, 2], model_2d.stem.conv1.weight) and w3d[:, :, 0].abs().sum() == 0
+    assert torch.equal(trainer.ema.module.stem.conv1.weight, w3d)  # the EMA starts from the loaded weights
+    assert trainer.model.head.fc.out_features == 4  # the 10-class classifier was not used
+
+
+def test_truncated_checkpoint_falls_back_to_previous(tmp_path, caplog):
+    opts = tiny_opts(tmp_path, "image", "TRAIN.EVAL_PERIOD", "0", "TRAIN.MAX_STEPS_PER_EPOCH", "1",
+                     "TRAIN.CHECKPOINT_PERIOD", "1")
+    Trainer(load_config(None, opts + ["SOLVER.MAX_EPOCH", "2"]), TensorImageTask()).train()
+    ckpts = tmp_path / "checkpoints"
+    for name in ("last.pyth", "checkpoint_epoch_00002.pyth"):
+        data = (ckpts / name).read_bytes()
+        (ckpts / name).write_bytes(data[: len(data) // 3])
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(load_config(None, opts + ["SOLVER.MAX_EPOCH", "3"]), TensorImageTask())
+    assert trainer.resumed_from.name == "checkpoint_epoch_00001.pyth"
+    assert (trainer.start_epoch, trainer.global_step) == (1, 1)
+    assert "last.pyth" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
+    trainer.train()
+    assert load_checkpoint(ckpts / "last.pyth")["global_step"] == 3
+
+
+# ------------------------------------------------------------------------------------------------------
+# Exact resume after SIGKILL (tools/train_net.py in a subprocess)
+# ------------------------------------------------------------------------------------------------------
+def _train_cmd(data: Path, out: Path) -> List[str]:
+    return [
+        sys.executable, str(ROOT / "tools" / "train_net.py"),
+        *tiny_opts(out, "image", "DATA.PATH_TO_DATA_DIR", str(data), "DETERMINISTIC", "True",
+                   "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5", "TRAIN.CHECKPOINT_STEP_PERIOD", "3",
+                   "TRAIN.EVAL_PERIOD", "1", "TEST.ENABLE", "False", "MODEL.DROP_PATH_RATE", "0.2",
+                   "MODEL.DROPOUT_RATE", "0.2", "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "4"),
+    ]
+
+
+def _env() -> Dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+    data = _jpeg_folder(tmp_path / "data", {"train": 8, "val": 1})  # 32 images: 16 steps per epoch
+    reference = subprocess.run(_train_cmd(data, tmp_path / "reference"), env=_env(), capture_output=True, text=True)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(data, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = out / "checkpoints" / "last.pyth"
+    while not last.exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert load_checkpoint(last)["global_step"] < 32
+
+    resumed = subprocess.run(_train_cmd(data, out), env=_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    events = [r for r in _records(out) if r["type"] == "event" and r.get("event") == "resume"]
+    assert len(events) == 1
+
+    a = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pyth")
+    b = load_checkpoint(last)
+    assert a["global_step"] == b["global_step"] == 32
+    for part in ("model_state", "ema_state"):
+        for key, value in a[part].items():
+            assert torch.equal(value, b[part][key]), f"{part}.{key} differs after resume"
+    for pid, st in a["optimizer_state"]["state"].items():
+        assert torch.equal(st["momentum_buffer"], b["optimizer_state"]["state"][pid]["momentum_buffer"])
+    val_a = [r["ema_top1"] for r in _records(tmp_path / "reference") if r["type"] == "val"]
+    val_b = [r["ema_top1"] for r in _records(out) if r["type"] == "val"]
+    assert val_a[-1] == val_b[-1]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Two processes, gloo
+# ------------------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from rs_image.engine import distributed as du
+
+    cfg = load_config(None, tiny_opts(Path(out), "image", "TRAIN.EVAL_PERIOD", "1", "SOLVER.MAX_EPOCH", "2",
+                                      "MODEL.DROP_PATH_RATE", "0.3", "TRAIN.MAX_STEPS_PER_EPOCH", "2"))
+    try:
+        trainer = Trainer(cfg, TensorImageTask())
+        init = _params(trainer.model)
+        metrics = trainer.train()
+        torch.save({"model": trainer.model.state_dict(), "ema": trainer.ema.module.state_dict(), "init": init,
+                    "metrics": metrics, "steps": trainer.steps_per_epoch},
+                   Path(out) / f"rank{rank}.pt")
+    finally:
+        du.destroy_distributed()
+
+
+def test_ddp_two_processes_identical_weights(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["steps"] == 2  # 12 samples / 2 ranks / batch 2 = 3, capped at 2
+    for part in ("model", "ema"):
+        for key, value in r0[part].items():
+            assert torch.equal(value, r1[part][key]), f"{part}.{key} differs between ranks"
+    assert not torch.equal(r0["init"]["head.fc.weight"], r0["model"]["head.fc.weight"])
+    # validation is reduced over the ranks: every one of the 5 samples counted exactly once, same result
+    assert r0["metrics"]["val_num_samples"] == r1["metrics"]["val_num_samples"] == 5
+    assert r0["metrics"]["val_top1"] == r1["metrics"]["val_top1"]
+    # only rank 0 writes
+    assert (tmp_path / "checkpoints" / "last.pyth").is_file()
+    train_records = [r for r in _records(tmp_path) if r["type"] == "train"]
+    assert len(train_records) == 4  # one writer, LOG_PERIOD 1, 2 epochs x 2 steps

@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""Multi-view test of a trained model: ``python tools/test_net.py --cfg CONFIG TEST.CHECKPOINT_FILE_PATH W``.
+
+Prints top-1/top-5 with the numbers of videos evaluated and failed; writes per-video predictions.
+See docs/training.md.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from rs_image.engine.launch import test_main  # noqa: E402
+
+if __name__ == "__main__":
+    test_main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env python
+"""Train a ResNet-RS video or image model: ``python tools/train_net.py --cfg CONFIG [KEY VALUE ...]``.
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N [--nnodes M ...] tools/train_net.py --cfg ...``.
+See docs/training.md.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+
+from rs_image.engine.launch import train_main  # noqa: E402
+
+if __name__ == "__main__":
+    train_main()
