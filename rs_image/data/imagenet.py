@@ -1,0 +1,244 @@
+"""ImageNet-style folder data sets (``<root>/<split>/<class>/<image>``) with the ResNet-RS transforms.
+
+Unreadable images (zero-byte, truncated, not an image) never stop a run:
+
+* ``train`` / ``val``: the item is replaced by another randomly chosen image (deterministic in the
+  requested index and the attempt, up to ``num_retries`` attempts), a warning is logged once per file
+  and process, and the item reports how many reads failed on its way (``failed_reads``), so a trainer can
+  count failures per epoch across loader workers and ranks by summing that field.
+* ``test``: every item is returned, with ``failed=True`` and a zero image when it could not be read, so
+  an evaluator can leave it out and report how many failed.
+
+In every process the dataset also keeps ``failures`` (path -> reason) and ``num_failed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import torch
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+try:  # torchvision's image decoders are deprecated (0.29) in favour of TorchCodec's
+    from torchcodec.decoders import decode_image as _decode_image
+
+    _RGB = "RGB"
+except ImportError:  # TorchCodec is optional for image work; torchvision still decodes
+    from torchvision.io import ImageReadMode, decode_image as _decode_image
+
+    _RGB = ImageReadMode.RGB
+
+from .transforms import build_eval_transform, build_train_transform
+
+__all__ = ["ImageFolderDataset", "read_image", "build_image_dataset", "image_model_defaults"]
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def read_image(path: Union[str, os.PathLike]) -> torch.Tensor:
+    """Decode an image file (JPEG, PNG, WebP, GIF, ...; format from its bytes) to uint8 RGB (3, H, W).
+
+    Animated images give their first frame.
+    """
+    image = _decode_image(os.fspath(path), mode=_RGB)
+    return image[0] if image.ndim == 4 else image
+
+
+class ImageFolderDataset(Dataset):
+    """Images in ``<folder>/<class>/<file>``, labelled by class folder.
+
+    Args:
+        folder: the split folder.
+        transform: applied to the decoded uint8 (3, H, W) image.
+        mode: "train", "val" or "test" (failure policy, see the module docstring).
+        class_to_idx: class folder name -> label; default: the sorted sub-folders of ``folder``. Pass the
+            train split's mapping to evaluate a split that lacks some classes.
+        num_retries: attempts per item in train/val mode before giving up with an error.
+        seed: seed of the substitute choice (train/val).
+        reader: decodes a path into uint8 (3, H, W) (default :func:`read_image`).
+
+    Items are dicts ``image`` (float (3, H, W)), ``label`` (int), ``index`` (int, the index of the image
+    returned) and ``failed_reads`` (int) in train/val mode, or ``failed`` (bool) in test mode.
+    """
+
+    def __init__(
+        self,
+        folder: Union[str, os.PathLike],
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        *,
+        mode: str = "train",
+        class_to_idx: Optional[Dict[str, int]] = None,
+        num_retries: int = 10,
+        seed: int = 0,
+        reader: Callable[[str], torch.Tensor] = read_image,
+    ) -> None:
+        if mode not in SPLITS:
+            raise ValueError(f"mode must be one of {SPLITS}, got {mode!r}")
+        if num_retries < 1:
+            raise ValueError(f"num_retries must be >= 1, got {num_retries}")
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"image folder not found: {self.folder}")
+        if class_to_idx is None:
+            _, class_to_idx = find_classes(str(self.folder))
+        else:
+            extra = sorted(d.name for d in self.folder.iterdir() if d.is_dir() and d.name not in class_to_idx)
+            if extra:
+                raise ValueError(f"{self.folder}: class folders not in the class list: {extra[:10]}")
+        self.class_to_idx = dict(class_to_idx)
+        self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
+        # allow_empty: an evaluation split may have no image of some classes.
+        self.samples: List[Tuple[str, int]] = make_dataset(
+            str(self.folder), self.class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True
+        )
+        if not self.samples:
+            raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {self.folder}/<class>/")
+        self.transform = transform
+        self.mode = mode
+        self.num_retries = num_retries
+        self.seed = seed
+        self.reader = reader
+        self.failures: Dict[str, str] = {}
+        self._item_shape: Optional[torch.Size] = None
+
+    @property
+    def num_failed(self) -> int:
+        """Number of distinct files that failed to load in this process."""
+        return len(self.failures)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> torch.Tensor:
+        path, _ = self.samples[index]
+        return self.transform(self.reader(path))
+
+    def _record_failure(self, index: int, err: Exception) -> None:
+        path = self.samples[index][0]
+        if path not in self.failures:  # warn once per file (and process)
+            logger.warning("skipping unreadable image %s: %s", path, err)
+        self.failures[path] = f"{type(err).__name__}: {err}"
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        if self.mode == "test":
+            try:
+                image, failed = self._load(index), False
+            except Exception as err:  # any decode/transform error: report it, never stop the evaluation
+                self._record_failure(index, err)
+                image, failed = None, True
+            if image is None:
+                # The shape of a good item, so that batches collate; the evaluator drops failed items.
+                image = torch.zeros(self._good_item_shape())
+            return dict(image=image, label=self.samples[index][1], index=index, failed=failed)
+
+        rng = random.Random(self.seed * 1_000_003 + index)
+        tried = []
+        candidate = index
+        for _ in range(self.num_retries):
+            try:
+                image = self._load(candidate)
+            except Exception as err:
+                self._record_failure(candidate, err)
+                tried.append(self.samples[candidate][0])
+                candidate = rng.randrange(len(self.samples))
+                continue
+            return dict(image=image, label=self.samples[candidate][1], index=candidate, failed_reads=len(tried))
+        raise RuntimeError(
+            f"{self.num_retries} consecutive images could not be read starting from index {index} of {self.folder}: "
+            + "; ".join(f"{p} ({self.failures[p]})" for p in tried)
+        )
+
+    def _good_item_shape(self) -> torch.Size:
+        """Shape of a transformed readable image (found once, for the zero image of failed test items)."""
+        if self._item_shape is None:
+            for i in range(len(self.samples)):
+                if self.samples[i][0] in self.failures:
+                    continue
+                try:
+                    self._item_shape = self._load(i).shape
+                    break
+                except Exception as err:
+                    self._record_failure(i, err)
+            else:
+                raise RuntimeError(f"no image under {self.folder} can be read")
+        return self._item_shape
+
+
+def image_model_defaults(model_name: str) -> Dict[str, Any]:
+    """The pretrained cfg of a registered image model (input size, crop_pct, RandAugment magnitude, ...),
+    or ``{}`` for an unregistered name."""
+    from rs_image.models import IMAGE_MODELS
+
+    if model_name not in IMAGE_MODELS:
+        return {}
+    _, variant = IMAGE_MODELS.split_name(model_name)
+    return IMAGE_MODELS.get(model_name).cfg(variant)
+
+
+def _split_folder(root: Path, split: str) -> Path:
+    # ImageNet has no labelled test set: "test" evaluates test/ when present, otherwise val/.
+    if split == "test" and not (root / "test").is_dir():
+        return root / "val"
+    return root / split
+
+
+def build_image_dataset(cfg: Any, split: str) -> ImageFolderDataset:
+    """Build the image data set of ``split`` ("train", "val", "test") from an engine config.
+
+    Keys read: ``DATA.PATH_TO_DATA_DIR`` (holding ``train/``, ``val/`` and optionally ``test/``),
+    ``DATA.TRAIN_CROP_SIZE``, ``DATA.TEST_CROP_SIZE``, ``DATA.INCEPTION_AREA``, ``DATA.INCEPTION_ASPECT``,
+    ``DATA.INTERPOLATION``, ``DATA.RANDOM_FLIP``, ``DATA.MEAN``, ``DATA.STD``, ``DATA.CROP_PCT`` (-1: the
+    model's ``crop_pct``), ``DATA.NUM_RETRIES``, ``AUG.RAND_AUGMENT``, ``AUG.RA_MAGNITUDE`` (-1: the
+    model's ``randaugment_magnitude``), ``AUG.RA_NUM_OPS``, ``MODEL.NAME``, ``MODEL.NUM_CLASSES``,
+    ``RNG_SEED``. Labels follow the sorted class folders of ``train/`` (of the split folder itself when
+    there is no ``train/``), so every split shares one class list.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = Path(cfg.DATA.PATH_TO_DATA_DIR)
+    folder = _split_folder(root, split)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR={root}: no {folder.name}/ folder for split {split!r}")
+    class_to_idx = find_classes(str(root / "train"))[1] if (root / "train").is_dir() else None
+    defaults = image_model_defaults(cfg.MODEL.NAME)
+
+    if split == "train":
+        magnitude = None
+        if cfg.AUG.RAND_AUGMENT:
+            magnitude = cfg.AUG.RA_MAGNITUDE if cfg.AUG.RA_MAGNITUDE >= 0 else defaults.get("randaugment_magnitude")
+            if magnitude is None:
+                raise ValueError(f"AUG.RA_MAGNITUDE is -1 (model default) but model {cfg.MODEL.NAME!r} has none; set it")
+        transform = build_train_transform(
+            cfg.DATA.TRAIN_CROP_SIZE,
+            area=tuple(cfg.DATA.INCEPTION_AREA),
+            aspect=tuple(cfg.DATA.INCEPTION_ASPECT),
+            interpolation=cfg.DATA.INTERPOLATION,
+            flip=cfg.DATA.RANDOM_FLIP,
+            randaugment_magnitude=None if magnitude is None else int(magnitude),
+            randaugment_ops=cfg.AUG.RA_NUM_OPS,
+            mean=cfg.DATA.MEAN,
+            std=cfg.DATA.STD,
+        )
+    else:
+        crop_pct = cfg.DATA.CROP_PCT if cfg.DATA.CROP_PCT > 0 else defaults.get("crop_pct")
+        if crop_pct is None:
+            raise ValueError(f"DATA.CROP_PCT is -1 (model default) but model {cfg.MODEL.NAME!r} has none; set it")
+        transform = build_eval_transform(
+            cfg.DATA.TEST_CROP_SIZE, crop_pct=crop_pct, interpolation=cfg.DATA.INTERPOLATION,
+            mean=cfg.DATA.MEAN, std=cfg.DATA.STD,
+        )
+    dataset = ImageFolderDataset(
+        folder, transform, mode=split, class_to_idx=class_to_idx, num_retries=cfg.DATA.NUM_RETRIES, seed=cfg.RNG_SEED
+    )
+    if len(dataset.classes) > cfg.MODEL.NUM_CLASSES:
+        raise ValueError(
+            f"{folder} has {len(dataset.classes)} classes but MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}"
+        )
+    return dataset
