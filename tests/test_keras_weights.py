@@ -292,7 +292,7 @@ def test_unmapped_variable_in_known_layer_is_reported(tmp_path) -> None:
 )
 def test_missing_layer_is_reported(tmp_path, source, layer) -> None:
     path = _edit_copy(tmp_path, lambda f: _drop_layer(f, layer), source=source)
-    with pytest.raises(KerasWeightsError, match=r"missing \(2\).*layer2\.0\.se\.fc2\.bias.*layer2\.0\.se\.fc2\.weight"):
+    with pytest.raises(KerasWeightsError, match=r"missing keys \(2\).*layer2\.0\.se\.fc2\.bias.*layer2\.0\.se\.fc2\.weight"):
         convert_keras_h5(path)
 
 

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .weights import WeightsError
+from .weights import WeightsError, key_mismatch_lines
 from .zoo import IMAGENET_MEAN, IMAGENET_STD, STAGE_DEPTHS
 
 __all__ = [
@@ -461,21 +461,10 @@ def _read_and_convert(path: PathLike) -> Tuple[StateDict, KerasResNetRSInfo]:
         )
     info = _infer_info(sd, path)
     expected = _expected_shapes(info)
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    mismatched = [
-        f"{k}: file {tuple(sd[k].shape)} vs expected {expected[k]}"
-        for k in sorted(set(sd) & set(expected))
-        if tuple(sd[k].shape) != expected[k]
-    ]
-    if missing or unexpected or mismatched:
+    problems = key_mismatch_lines(expected, sd, "expected", limit=30)
+    if problems:
         lines = [f"{path}: inconsistent Keras ResNet-RS weights (stage depths {info.stage_depths}, widths {info.stage_widths}):"]
-        if missing:
-            lines.append(f"  missing ({len(missing)}): {missing[:30]}")
-        if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): {unexpected[:30]}")
-        if mismatched:
-            lines.append(f"  shape mismatches ({len(mismatched)}): {mismatched[:30]}")
+        lines += problems
         raise KerasWeightsError("\n".join(lines))
     return {k: sd[k] for k in expected}, info
 

@@ -25,6 +25,7 @@ __all__ = [
     "to_native",
     "register_converter",
     "load_state_dict_strict",
+    "key_mismatch_lines",
     "load_pretrained",
     "save_state_dict",
 ]
@@ -164,6 +165,22 @@ def _classifier_prefix(model: nn.Module) -> str:
     return getattr(model, "pretrained_cfg", {}).get("classifier", "head.fc")
 
 
+def key_mismatch_lines(
+    expected: Mapping[str, Tuple[int, ...]], sd: Mapping[str, torch.Tensor], target: str, limit: Optional[int] = None
+) -> List[str]:
+    """Lines listing the missing and unexpected keys of ``sd`` and its shape mismatches against
+    ``expected`` shapes (empty when everything fits)."""
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    mismatched = [f"{k}: file {tuple(sd[k].shape)} vs {target} {tuple(expected[k])}"
+                  for k in sorted(set(sd) & set(expected)) if tuple(sd[k].shape) != tuple(expected[k])]
+    lines = []
+    for what, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched)):
+        if keys:
+            lines.append(f"  {what} ({len(keys)}): {keys[:limit] if limit else keys}")
+    return lines
+
+
 def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "state dict") -> None:
     """Load ``sd`` into ``model``; any missing/unexpected key or shape mismatch raises, listing them.
 
@@ -192,20 +209,11 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
     for k in own:
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = own[k]
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    mismatched = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-                  for k in sorted(set(sd) & set(own)) if sd[k].shape != own[k].shape]
-    if missing or unexpected or mismatched:
-        lines = [f"cannot load {source} into {type(model).__name__} "
-                 f"({getattr(model, 'pretrained_cfg', {}).get('architecture', '')}):"]
-        if missing:
-            lines.append(f"  missing keys ({len(missing)}): {missing}")
-        if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {unexpected}")
-        if mismatched:
-            lines.append(f"  shape mismatches ({len(mismatched)}): {mismatched}")
-        raise WeightsError("\n".join(lines))
+    problems = key_mismatch_lines({k: tuple(v.shape) for k, v in own.items()}, sd, "model")
+    if problems:
+        header = (f"cannot load {source} into {type(model).__name__} "
+                  f"({getattr(model, 'pretrained_cfg', {}).get('architecture', '')}):")
+        raise WeightsError("\n".join([header] + problems))
     model.load_state_dict(sd, strict=True)
 
 
