@@ -1,0 +1,290 @@
+"""tools/model_report.py and rs_image.utils.{flops, report, benchmark, zoo_page}: counts equal the pinned
+zoo references, comparison rows use the same counter and inputs, writers parse back, the zoo page and
+README tables are current, and the throughput harness really runs what it claims (no timed assertions)."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+import torch
+from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+
+from rs_image.models import Ops, ResNetRS
+from rs_image.utils import benchmark, report, zoo_page
+from rs_image.utils.flops import count_macs, count_stats
+from tools import model_report
+from tools.model_report import ROOT, build_catalog
+
+TINY = dict(stage_widths=(8, 16, 16, 16), stage_depths=(1, 1, 1, 1), stem_width=8, num_classes=10)
+
+
+def _tiny(dims: int = 2, **kw) -> ResNetRS:
+    ops = Ops(dims)
+    extra = dict(temporal_kernels_a=(1, 1, 3, 3)) if dims == 3 else {}
+    return ResNetRS(ops=ops, **{**TINY, **extra, **kw})
+
+
+def _tiny_spec(name: str = "tiny", **kw) -> report.ModelSpec:
+    return report.ModelSpec(name=name, family="test", task="image", build=lambda: _tiny(**kw),
+                            input_size=(3, 32, 32), test_input_size=(3, 48, 48))
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return build_catalog()
+
+
+@pytest.fixture(scope="module")
+def small_rows(catalog):
+    """The report for a small model set, counted with fvcore now (no cache)."""
+    specs = catalog.resolve(["resnetrs50", "timm:resnetrs50"])
+    # slow_r50 only at the zoo's test input (8x256x256), ours and PyTorchVideo's: same counter, same input.
+    specs += [catalog.spec(n).with_overrides(size=256) for n in ("slow_r50", "ptv:slow_r50")]
+    rows = report.count_rows(specs)
+    return {(r["model"], r["input"]): r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def page_specs(catalog):
+    video = catalog.resolve(["@video"])
+    image = catalog.resolve(catalog.sources[0].variant_names())
+    return video, image
+
+
+# --------------------------------------------------------------------------------------------------
+def test_pinned_references(small_rows):
+    slow_test = small_rows[("slow_r50", "train=test")]
+    assert slow_test["shape"] == "3x8x256x256"
+    assert slow_test["gmacs"] == pytest.approx(54.52, abs=0.005)  # PyTorchVideo zoo, conv-only
+    assert slow_test["params_m"] == pytest.approx(32.45, abs=0.005)
+    # BN is stated, never mixed in: fvcore's total is 0.23 G more (reference §4.3).
+    assert slow_test["bn_gmacs"] == pytest.approx(0.232, abs=0.001)
+    assert slow_test["gmacs_with_bn"] == pytest.approx(slow_test["gmacs"] + slow_test["bn_gmacs"], abs=2e-4)
+    assert slow_test["activations_m"] == pytest.approx(116.13, abs=0.01)
+    assert slow_test["views"] == "10x3" and slow_test["gmacs_x_views"] == pytest.approx(30 * slow_test["gmacs"])
+    assert slow_test["top1"] == 74.58 and "PyTorchVideo" in slow_test["top1_source"]
+
+    rs50 = small_rows[("resnetrs50", "train=test")]
+    assert rs50["shape"] == "3x160x160"
+    assert rs50["gmacs"] == pytest.approx(2.28, abs=0.005) and rs50["params_m"] == pytest.approx(35.69, abs=0.005)
+    assert rs50["top1"] == 78.8
+
+
+def test_comparison_rows_same_counter_same_inputs(small_rows):
+    ours, ptv = small_rows[("slow_r50", "train=test")], small_rows[("ptv:slow_r50", "train=test")]
+    assert ptv["shape"] == ours["shape"] and ptv["family"] == "pytorchvideo"
+    assert ptv["gmacs"] == pytest.approx(ours["gmacs"], abs=1e-3)
+    assert ptv["params_m"] == ours["params_m"]
+    rs50, timm50 = small_rows[("resnetrs50", "train=test")], small_rows[("timm:resnetrs50", "train=test")]
+    assert timm50["shape"] == rs50["shape"]  # timm at our input sizes, not its own
+    assert (timm50["gmacs"], timm50["params_m"]) == (rs50["gmacs"], rs50["params_m"])
+
+
+def test_pinned_counts_agree_with_fresh_counts(small_rows):
+    cache = report.CountsCache(model_report.DEFAULT_CACHE)
+    for key, row in [("slow_r50|3x8x256x256", small_rows[("slow_r50", "train=test")]),
+                     ("resnetrs50.i160|3x160x160", small_rows[("resnetrs50", "train=test")])]:
+        entry = cache.entries[key]
+        assert (entry["conv"] + entry["linear"]) / 1e9 == pytest.approx(row["gmacs"], abs=1e-4), key
+        assert entry["batch_norm"] / 1e9 == pytest.approx(row["bn_gmacs"], abs=1e-4), key
+        assert entry["params"] / 1e6 == pytest.approx(row["params_m"], abs=1e-4), key
+
+
+def test_train_and_test_rows():
+    spec = dataclasses.replace(_tiny_spec(), task="video", test_views=(2, 3), top1=50.0, top1_source="made up")
+    train, test = report.count_rows([spec])
+    assert (train["input"], train["shape"], train["views"]) == ("train", "3x32x32", "1x1")
+    assert (test["input"], test["shape"], test["views"]) == ("test", "3x48x48", "2x3")
+    assert train["gmacs_x_views"] == train["gmacs"] and test["gmacs_x_views"] == pytest.approx(6 * test["gmacs"], abs=1e-3)
+    assert test["gmacs"] > 2 * train["gmacs"]  # 48^2 vs 32^2 pixels
+    assert train["params_m"] == test["params_m"] and test["top1_source"] == "made up"
+
+
+def test_count_stats_is_fvcore_in_one_trace():
+    model, x = _tiny(3).eval(), torch.randn(1, 3, 4, 32, 32)  # fvcore counts BN differently in train mode
+    stats = count_stats(model, x)
+    flops, acts = FlopCountAnalysis(model, (x,)), ActivationCountAnalysis(model, (x,))
+    for a in (flops, acts):
+        a.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    assert stats["by_operator"] == dict(flops.by_operator()) and stats["total"] == flops.total()
+    assert stats["activations_by_operator"] == dict(acts.by_operator()) and stats["activations"] == acts.total()
+    assert stats["conv_linear"] == stats["total"] - stats["batch_norm"] - stats["other"]
+    assert {k: stats[k] for k in count_macs(model, x)} == count_macs(model, x)
+
+
+def test_writers_parse_back(small_rows, tmp_path):
+    counts = list(small_rows.values())
+    res = benchmark.measure_throughput(lambda: _tiny(), (3, 32, 32), option="eager", warmup=0, repeats=1,
+                                       name="tiny")
+    throughput = report.throughput_rows([res])
+    back = report.read_csv_rows(report.rows_to_csv(counts + throughput))
+    assert len(back) == len(counts) + 1
+
+    def norm(v):
+        return None if v == "" else v
+
+    for row, parsed in zip(counts + throughput, back):
+        for k, v in row.items():
+            assert norm(v) == parsed[k] or (isinstance(v, float) and parsed[k] == pytest.approx(v)), (k, v, parsed[k])
+    data = json.loads(report.rows_to_json(counts, throughput, {"torch": torch.__version__}))
+    assert data["counts"] == counts and data["throughput"][0]["model"] == "tiny"
+    assert "1 fused multiply-add = 1 FLOP" in data["convention"]
+    md = report.rows_to_markdown(counts, throughput, {"torch": torch.__version__})
+    assert "| slow_r50 | rs_video | train=test | 3x8x256x256 | 8x8 | 32.45 | 54.52 |" in md
+    assert report.CONVENTION in md and "not measured here" in md and "Machine: torch" in md
+
+
+def test_cli_json_csv_and_throughput(tmp_path):
+    out = tmp_path / "r.json"
+    args = ["--models", "resnetrs50", "--size", "64", "--no-cache", "--format", "json", "--output", str(out), "--throughput",
+            "--options", "eager", "channels_last", "--modes", "inference", "--warmup", "0", "--repeats", "1",
+            "--batch-size", "1", "--device", "cpu"]
+    assert model_report.main(args) == 0
+    data = json.loads(out.read_text())
+    (counts,) = data["counts"]
+    assert counts["shape"] == "3x64x64" and counts["gmacs"] == pytest.approx(2.28 * 64**2 / 160**2, rel=0.05)
+    assert [r["option"] for r in data["throughput"]] == ["eager", "channels_last"]
+    eager = data["throughput"][0]
+    assert not eager["error"] and eager["speedup_vs_eager"] == 1.0 and eager["ms_per_gmac"] > 0
+    assert data["machine"]["torch"] == torch.__version__ and "load_average" in data["machine"]
+
+    csv_out = tmp_path / "r.csv"
+    assert model_report.main(["--models", "resnetrs50", "--size", "96", "--no-cache", "--format", "csv",
+                              "--output", str(csv_out)]) == 0
+    (row,) = report.read_csv_rows(csv_out.read_text())
+    assert row["shape"] == "3x96x96" and counts["gmacs"] < row["gmacs"] < 2.28
+
+
+def test_cli_rejects_unknown_models(catalog):
+    with pytest.raises(KeyError, match="did you mean rs3d_50"):
+        catalog.resolve(["rs3d_5O"])
+    with pytest.raises(KeyError, match="unknown model group"):
+        catalog.resolve(["@nope"])
+    with pytest.raises(ValueError, match="CLIPSxCROPS"):
+        report.parse_views("10by3")
+
+
+def test_overrides_and_groups(catalog):
+    spec = catalog.spec("rs3d_50").with_overrides(frames=8, size=160, test_size=192, views=(4, 1))
+    assert spec.input_size == (3, 8, 160, 160) and spec.test_input_size == (3, 8, 192, 192)
+    assert spec.test_views == (4, 1)
+    image = catalog.spec("resnetrs350.i320").with_overrides(frames=8, views=(4, 1))
+    assert image.input_size == (3, 320, 320) and image.test_views == (1, 1)
+    assert image.cfg["dropout"] == 0.4
+    groups = catalog.groups()
+    assert "ptv:x3d_m" in groups["@anchors"] and "tv:r3d_18" in groups["@tv"] and "rs3d_50" in groups["@video"]
+    assert catalog.expand(["slow_r50", "@ptv"])[:2] == ["slow_r50", "ptv:slow_r50"]
+
+
+def test_pytorchvideo_rows_give_logits_at_any_size(catalog):
+    model = catalog.spec("ptv:r2plus1d_r50").build().train()
+    out = model(torch.randn(2, 3, 4, 64, 64))  # far below the native 16x224 head kernel
+    assert out.shape == (2, 400)
+    assert not torch.allclose(out.sum(1), torch.ones(2))  # the hub's softmax head is gone
+
+
+def test_cache_uses_only_matching_architectures(tmp_path):
+    path = str(tmp_path / "counts.json")
+    cache = report.CountsCache(path)
+    spec = _tiny_spec()
+    (first,) = report.count_spec(spec, [(3, 32, 32)], cache=cache)
+    cache.save()
+    reloaded = report.CountsCache(path)
+    assert report.count_spec(_tiny_spec(), [(3, 32, 32)], cache=reloaded, allow_compute=False) == [first]
+    changed = _tiny_spec(se_ratio=0.0)  # same name, other architecture
+    with pytest.raises(report.StaleCountsError, match="tools/model_report.py --zoo"):
+        report.count_spec(changed, [(3, 32, 32)], cache=reloaded, allow_compute=False)
+    (recount,) = report.count_spec(changed, [(3, 32, 32)], cache=reloaded)
+    assert recount["params"] < first["params"]
+    with pytest.raises(report.StaleCountsError):  # another input shape is another entry
+        report.count_spec(_tiny_spec(), [(3, 64, 64)], cache=reloaded, allow_compute=False)
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="bad.json"):
+        report.CountsCache(str(tmp_path / "bad.json"))
+
+
+def test_zoo_page_is_current(page_specs):
+    video, image = page_specs
+    cache = report.CountsCache(model_report.DEFAULT_CACHE)
+    text = zoo_page.zoo_markdown(video, image, root=ROOT, cache=cache, allow_compute=False)
+    with open(os.path.join(ROOT, "MODEL_ZOO.md")) as f:
+        assert f.read() == text, f"MODEL_ZOO.md is stale: run `{zoo_page.ZOO_COMMAND}`"
+    assert "| `slow_r50` | Slow R50 (PyTorchVideo arch.) | 8x8 | 8x224x224 | 8x256x256 | 32.45 | 54.52 x 30 |" in text
+    assert "| `resnetrs50.i160` | 160x160 | 35.69 | 2.28 | 4.6 |" in text
+    assert "| `resnetrs420.i320` | 320x320 | 191.89 | 63.94 | 127.9 |" in text  # reference §1.10
+    assert "78.20 [" in text and "TF Model Garden" in text
+
+
+def test_model_table_is_current(page_specs):
+    video, image = page_specs
+    cache = report.CountsCache(model_report.DEFAULT_CACHE)
+    text = zoo_page.model_table_markdown(video, image, cache=cache, allow_compute=False)
+    with open(os.path.join(ROOT, "docs", "model_table.md")) as f:
+        assert f.read() == text, f"docs/model_table.md is stale: run `{zoo_page.ZOO_COMMAND}`"
+    assert "| `resnetrs50.i160` | 160x160 | 35.69 | 2.28 | 78.8 (paper) |" in text
+    assert all(f"| `{s.name}` |" in text for s in video)
+
+
+def test_weights_and_config_columns(page_specs, tmp_path):
+    video, image = page_specs
+    by_name = {s.name: s for s in video + image}
+    assert "SLOW_8x8_R50.pyth" in zoo_page.weights_status(by_name["slow_r50"])
+    assert "inflate `resnetrs50`" in zoo_page.weights_status(by_name["rs3d_50"])
+    assert "resnet-rs-350-i320.h5" in zoo_page.weights_status(by_name["resnetrs350.i320"])
+    assert "timm" not in zoo_page.weights_status(by_name["resnetrs350.i320"])  # timm ported only i256
+    assert zoo_page.config_path(by_name["rs3d_50"], str(tmp_path)) is None
+    (tmp_path / "configs" / "kinetics").mkdir(parents=True)
+    (tmp_path / "configs" / "kinetics" / "rs3d_50.yaml").write_text("MODEL:\n  NAME: rs3d_50\n")
+    assert zoo_page.config_path(by_name["rs3d_50"], str(tmp_path)) == "configs/kinetics/rs3d_50.yaml"
+
+
+def test_plot(small_rows, tmp_path):
+    points = report.plot_points(list(small_rows.values()))
+    # Our slow_r50 and PyTorchVideo's are one architecture with one reported number: plotted once.
+    assert [p.label for p in points] == ["slow_r50"] and points[0].gmacs_x_views == pytest.approx(30 * 54.52, abs=0.2)
+    path = report.plot_accuracy_vs_flops(points, str(tmp_path / "k400.png"))
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="nothing to plot"):
+        report.plot_accuracy_vs_flops([], str(tmp_path / "empty.png"))
+
+
+# --------------------------------------------------------------------------------------------------
+def test_train_step_updates_weights_and_inference_does_not():
+    built = []
+
+    def build():
+        m = _tiny()
+        built.append((m, {k: v.clone() for k, v in m.state_dict().items()}))
+        return m
+
+    res = benchmark.measure_throughput(build, (3, 32, 32), mode="train", batch_size=2, warmup=1, repeats=2)
+    assert not res.error and res.repeats == 2 and len(res.step_times_ms) == 2 and res.clips_per_s > 0
+    model, before = built[-1]
+    assert model.training and not torch.equal(model.head.fc.weight, before["head.fc.weight"])
+    assert res.peak_mem_mib > 0 and res.peak_mem_kind in ("cpu_peak_rss", "cpu_peak_rss_lifetime")
+
+    res = benchmark.measure_throughput(build, (3, 32, 32), mode="inference", option="bf16", warmup=0, repeats=1)
+    model, before = built[-1]
+    assert not res.error and not model.training
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_channels_last_3d_and_errors_are_reported():
+    built = []
+    res = benchmark.measure_throughput(lambda: built.append(_tiny(3)) or built[-1], (3, 4, 32, 32),
+                                       option="channels_last+bf16", warmup=0, repeats=1)
+    assert not res.error and res.option == "channels_last+bf16"
+    assert built[0].stem.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+
+    def broken():
+        raise RuntimeError("out of memory\nmore")
+
+    res = benchmark.measure_throughput(broken, (3, 32, 32), warmup=0, repeats=1)
+    assert res.error == "RuntimeError: out of memory"
+    with pytest.raises(ValueError, match="unknown benchmark option"):
+        benchmark.parse_option("fast")
+    with pytest.raises(ValueError, match="combines with nothing"):
+        benchmark.parse_option("eager+bf16")
+    assert benchmark.parse_option("compile+channels_last").name == "channels_last+compile"

@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Parameters, fvcore multiply-adds, activations, throughput and peak memory of models, side by side with
+PyTorchVideo, torchvision and timm; also writes the model zoo page and the README tables.
+
+Examples::
+
+    python tools/model_report.py --models rs3d_50 rs2plus1d_50 slow_r50 ptv:slow_r50 ptv:x3d_m
+    python tools/model_report.py --models rs3d_50 --frames 32 --size 224 --test-size 256 --views 10x3
+    python tools/model_report.py --models rs3d_50 slow_r50 --frames 8 --size 224 --throughput --batch-size 2
+    python tools/model_report.py --models @video @ptv @tv --plot k400.png --format csv --output report.csv
+    python tools/model_report.py --zoo MODEL_ZOO.md --model-table docs/model_table.md
+
+Names: our models bare (``resnetrs350.i320``, ``rs3d_50``), comparisons as ``ptv:``, ``tv:``, ``timm:``;
+groups ``@image``, ``@video``, ``@ptv``, ``@tv``, ``@timm``, ``@anchors``, ``@all``. Everything is built at
+random init. See docs/model_report.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+import torch  # noqa: E402
+
+import rs_video  # noqa: E402
+from rs_image.utils import benchmark, report, zoo_page  # noqa: E402
+from rs_video.models import VIDEO_MODELS  # noqa: E402
+
+DEFAULT_CACHE = os.path.join(ROOT, "docs", "model_counts.json")
+
+
+def video_source() -> report.RegistrySource:
+    return report.RegistrySource(VIDEO_MODELS, rs_video.create_model, "rs_video", "video")
+
+
+def build_catalog() -> report.ModelCatalog:
+    """Our image and video registries and the comparison sources."""
+    return report.default_catalog([video_source()])
+
+
+def write_pages(zoo: Optional[str], table: Optional[str], cache: report.CountsCache) -> None:
+    """Regenerate the zoo page and/or README tables; the pinned counts file keeps exactly what they need."""
+    catalog = build_catalog()
+    video = catalog.resolve(["@video"])
+    image = catalog.resolve(catalog.sources[0].variant_names())
+    anchors = catalog.resolve(["@anchors"])
+    for spec, shapes in zoo_page.pinned_count_requests(video, image, anchors):
+        report.count_spec(spec, shapes, cache=cache, log=report.eprint)
+    if zoo:
+        with open(zoo, "w") as f:
+            f.write(zoo_page.zoo_markdown(video, image, root=ROOT, cache=cache, allow_compute=False))
+        report.eprint(f"wrote {zoo}")
+    if table:
+        with open(table, "w") as f:
+            f.write(zoo_page.model_table_markdown(video, image, cache=cache, allow_compute=False))
+        report.eprint(f"wrote {table}")
+    cache.save(prune_unused=True)
+    report.eprint(f"wrote {cache.path}")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", default=["@all"], help="model names and @groups (default: @all)")
+    p.add_argument("--frames", type=int, help="video clip length T for train and test inputs")
+    p.add_argument("--size", type=int, help="train crop (and test crop unless --test-size)")
+    p.add_argument("--test-size", type=int, help="test crop")
+    p.add_argument("--views", type=report.parse_views, help="video test views CLIPSxCROPS, e.g. 10x3")
+    p.add_argument("--throughput", action="store_true", help="also time inference and training steps")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:i]")
+    p.add_argument("--batch-size", type=int, default=2, help="clips (images) per step for --throughput")
+    p.add_argument("--options", nargs="+", default=["eager", "channels_last", "bf16", "compile"],
+                   help="execution options for --throughput: eager, channels_last, bf16, compile, or '+' "
+                        "combinations such as channels_last+bf16")
+    p.add_argument("--modes", nargs="+", default=["inference", "train"], choices=["inference", "train"])
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps (median reported)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
+    p.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    p.add_argument("--output", help="write the report here instead of stdout")
+    p.add_argument("--plot", help="PNG of reported Kinetics-400 top-1 vs GFLOPs x views")
+    p.add_argument("--cache", default=DEFAULT_CACHE,
+                   help="pinned fvcore counts (used only where the architecture fingerprint matches)")
+    p.add_argument("--no-cache", action="store_true", help="recount everything with fvcore")
+    p.add_argument("--zoo", help="write the model zoo page (e.g. MODEL_ZOO.md) and update the pinned counts")
+    p.add_argument("--model-table", help="write the README tables (e.g. docs/model_table.md)")
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cache = None if args.no_cache else report.CountsCache(args.cache)
+    if args.zoo or args.model_table:
+        write_pages(args.zoo, args.model_table, cache or report.CountsCache(args.cache))
+        return 0
+
+    catalog = build_catalog()
+    specs = [s.with_overrides(args.frames, args.size, args.test_size, args.views) for s in catalog.resolve(args.models)]
+    counts = report.count_rows(specs, cache=cache, log=report.eprint)
+
+    results: List[benchmark.ThroughputResult] = []
+    machine = None
+    if args.throughput:
+        machine = benchmark.machine_info(args.device)
+        report.eprint("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+        # Models interleaved per option, so that drifting machine load affects them alike.
+        for mode in args.modes:
+            for option in args.options:
+                for spec in specs:
+                    report.eprint(f"timing {spec.name} {mode} {option} ...")
+                    r = benchmark.measure_throughput(
+                        spec.build, spec.input_size, mode=mode, option=option, batch_size=args.batch_size,
+                        device=args.device, warmup=args.warmup, repeats=args.repeats, name=spec.name,
+                    )
+                    results.append(r)
+                    report.eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s {r.error}")
+    throughput = report.throughput_rows(results, counts)
+
+    if args.format == "md":
+        text = report.rows_to_markdown(counts, throughput, machine)
+    elif args.format == "csv":
+        text = report.rows_to_csv(counts + throughput)
+    else:
+        text = report.rows_to_json(counts, throughput, machine)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.plot:
+        report.plot_accuracy_vs_flops(report.plot_points(counts), args.plot)
+        report.eprint(f"wrote {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
