@@ -288,3 +288,22 @@ def test_channels_last_3d_and_errors_are_reported():
     with pytest.raises(ValueError, match="combines with nothing"):
         benchmark.parse_option("eager+bf16")
     assert benchmark.parse_option("compile+channels_last").name == "channels_last+compile"
+
+
+def test_rounds_are_pooled():
+    def result(option, times, load, error=""):
+        return benchmark.ThroughputResult(
+            model="m", mode="train", option=option, device="cpu", batch_size=2, input_shape="3x8x8",
+            median_ms=float("nan"), min_ms=0.0, max_ms=0.0, repeats=len(times), warmup=1, clips_per_s=0.0,
+            peak_mem_mib=float(len(times)), peak_mem_kind="cpu_peak_rss", load_1min=load, error=error,
+            step_times_ms=times, cpu_times_ms=[t / 2 for t in times])
+
+    merged = benchmark.merge_rounds([result("eager", [10.0, 30.0], 1.0), result("bf16", [5.0], 2.0),
+                                     result("eager", [20.0, 40.0, 50.0], 3.0), result("bf16", [], 2.0, "boom")])
+    eager, bf16 = merged
+    assert eager.step_times_ms == [10.0, 30.0, 20.0, 40.0, 50.0] and eager.median_ms == 30.0 and eager.repeats == 5
+    assert eager.clips_per_s == pytest.approx(2 / 0.030) and eager.cpu_ms == 15.0
+    assert eager.peak_mem_mib == 3.0 and eager.load_1min == 2.0 and eager.error == ""
+    assert bf16.median_ms == 5.0 and bf16.error == "boom"  # a failed round is reported, the good one kept
+    rows = report.throughput_rows(merged)
+    assert rows[1]["speedup_vs_eager"] == 6.0

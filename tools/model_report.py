@@ -83,7 +83,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "combinations such as channels_last+bf16")
     p.add_argument("--modes", nargs="+", default=["inference", "train"], choices=["inference", "train"])
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
-    p.add_argument("--repeats", type=int, default=5, help="timed steps (median reported)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per round (median over all reported)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="repeat the whole timing loop, interleaved, and pool the steps (for shared machines)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
     p.add_argument("--format", choices=["md", "csv", "json"], default="md")
     p.add_argument("--output", help="write the report here instead of stdout")
@@ -114,17 +116,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.throughput:
         machine = benchmark.machine_info(args.device)
         report.eprint("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
-        # Models interleaved per option, so that drifting machine load affects them alike.
-        for mode in args.modes:
-            for option in args.options:
-                for spec in specs:
-                    report.eprint(f"timing {spec.name} {mode} {option} ...")
-                    r = benchmark.measure_throughput(
-                        spec.build, spec.input_size, mode=mode, option=option, batch_size=args.batch_size,
-                        device=args.device, warmup=args.warmup, repeats=args.repeats, name=spec.name,
-                    )
-                    results.append(r)
-                    report.eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s {r.error}")
+        # Models interleaved per option and everything repeated in rounds, so that drifting load from other
+        # processes affects all configurations alike; rounds are pooled by merge_rounds.
+        for round_ in range(args.rounds):
+            for mode in args.modes:
+                for option in args.options:
+                    for spec in specs:
+                        report.eprint(f"round {round_ + 1}/{args.rounds}: timing {spec.name} {mode} {option} ...")
+                        r = benchmark.measure_throughput(
+                            spec.build, spec.input_size, mode=mode, option=option, batch_size=args.batch_size,
+                            device=args.device, warmup=args.warmup, repeats=args.repeats, name=spec.name,
+                        )
+                        results.append(r)
+                        report.eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s, load {r.load_1min} "
+                                      f"{r.error}")
+        results = benchmark.merge_rounds(results)
     throughput = report.throughput_rows(results, counts)
 
     if args.format == "md":

@@ -19,6 +19,7 @@ process-lifetime ``ru_maxrss`` is reported and flagged).
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import gc
 import importlib.metadata
 import os
@@ -43,6 +44,7 @@ __all__ = [
     "PeakMemory",
     "OPTION_FLAGS",
     "speedups",
+    "merge_rounds",
 ]
 
 OPTION_FLAGS = ("eager", "channels_last", "bf16", "compile")
@@ -91,12 +93,18 @@ class ThroughputResult:
     clips_per_s: float
     peak_mem_mib: Optional[float]
     peak_mem_kind: str  # "cuda_max_allocated" | "cpu_peak_rss" | "cpu_peak_rss_lifetime" | "n/a"
+    # Median process CPU time (all threads) per step: on a shared CPU it moves much less than wall time with
+    # other processes' load, at least with one thread (idle-spinning OpenMP threads count too).
+    cpu_ms: float = float("nan")
+    load_1min: Optional[float] = None  # machine load average right after the timed steps (other processes)
     error: str = ""
     step_times_ms: List[float] = field(default_factory=list)
+    cpu_times_ms: List[float] = field(default_factory=list)
 
     def as_row(self) -> Dict[str, object]:
         row = asdict(self)
         row["step_times_ms"] = [round(t, 3) for t in self.step_times_ms]
+        row["cpu_times_ms"] = [round(t, 3) for t in self.cpu_times_ms]
         return row
 
 
@@ -310,14 +318,18 @@ def measure_throughput(
             step()
         _synchronize(device)
         memory.reset()
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeats):
             _synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             step()
             _synchronize(device)
             times.append((time.perf_counter() - start) * 1e3)
+            cpu_times.append((time.process_time() - cpu_start) * 1e3)
+        result.cpu_times_ms = cpu_times
+        result.cpu_ms = statistics.median(cpu_times)
         result.peak_mem_mib = memory.peak_mib()
+        result.load_1min = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         result.peak_mem_kind = memory.kind
         result.step_times_ms = times
         result.median_ms = statistics.median(times)
@@ -351,6 +363,35 @@ def benchmark_model(
         for m in modes
         for o in parsed
     ]
+
+
+def merge_rounds(results: Sequence[ThroughputResult]) -> List[ThroughputResult]:
+    """Pool repeated measurements of the same (model, mode, option, batch, input) taken in interleaved rounds:
+    step times are concatenated and the median recomputed; peak memory is the maximum, load the mean. On a
+    shared machine, rounds spread other processes' load over all configurations alike."""
+    groups: Dict[Tuple[str, str, str, int, str], List[ThroughputResult]] = {}
+    for r in results:
+        groups.setdefault((r.model, r.mode, r.option, r.batch_size, r.input_shape), []).append(r)
+    merged = []
+    for runs in groups.values():
+        ok = [r for r in runs if not r.error]
+        if not ok:
+            merged.append(runs[0])
+            continue
+        first = ok[0]
+        times = [t for r in ok for t in r.step_times_ms]
+        cpu = [t for r in ok for t in r.cpu_times_ms]
+        mems = [r.peak_mem_mib for r in ok if r.peak_mem_mib is not None]
+        loads = [r.load_1min for r in ok if r.load_1min is not None]
+        median = statistics.median(times)
+        merged.append(dataclasses.replace(
+            first, step_times_ms=times, cpu_times_ms=cpu, repeats=len(times), median_ms=median, min_ms=min(times),
+            max_ms=max(times), clips_per_s=first.batch_size / (median / 1e3),
+            cpu_ms=statistics.median(cpu) if cpu else float("nan"), peak_mem_mib=max(mems) if mems else None,
+            load_1min=sum(loads) / len(loads) if loads else None,
+            error="; ".join(r.error for r in runs if r.error),
+        ))
+    return merged
 
 
 def speedups(results: Sequence[ThroughputResult], baseline: str = "eager") -> Dict[Tuple[str, str, str], float]:

@@ -65,6 +65,7 @@ __all__ = [
     "shape_str",
     "parse_views",
     "CONVENTION",
+    "eprint",
 ]
 
 CONVENTION = (
@@ -307,8 +308,10 @@ class TimmSource:
     prefix = "timm"
 
     def names(self) -> List[str]:
-        import timm
-
+        try:
+            import timm
+        except ImportError:  # timm is optional (a test extra): no timm rows then
+            return []
         return timm.list_models("resnetrs*")
 
     def __contains__(self, name: str) -> bool:
@@ -577,16 +580,18 @@ def throughput_rows(results: Sequence[ThroughputResult], count_rows_: Sequence[M
     model and mode, and, where ``count_rows_`` has the forward MACs at the same input, the time per
     forward GMAC (``ms_per_gmac`` = step time / (batch x GMACs per clip)) for comparing architectures."""
     gmacs = {(r["model"], r["shape"]): r["gmacs"] for r in count_rows_}
-    base = {(r.model, r.mode): r.median_ms for r in results if r.option == "eager" and not r.error}
+    # A result pooled from rounds can carry an error of one round and still have timed steps.
+    timed = {id(r): bool(r.step_times_ms) and math.isfinite(r.median_ms) for r in results}
+    base = {(r.model, r.mode): r.median_ms for r in results if r.option == "eager" and timed[id(r)]}
     rows = []
     for r in results:
         row = {"table": "throughput", **r.as_row()}
         b = base.get((r.model, r.mode))
-        row["speedup_vs_eager"] = round(b / r.median_ms, 3) if b and not r.error else None
+        row["speedup_vs_eager"] = round(b / r.median_ms, 3) if b and timed[id(r)] else None
         g = gmacs.get((r.model, r.input_shape))
         row["gmacs_per_clip"] = g
-        row["ms_per_gmac"] = round(r.median_ms / (r.batch_size * g), 3) if g and not r.error else None
-        for k in ("median_ms", "min_ms", "max_ms", "clips_per_s", "peak_mem_mib"):
+        row["ms_per_gmac"] = round(r.median_ms / (r.batch_size * g), 3) if g and timed[id(r)] else None
+        for k in ("median_ms", "min_ms", "max_ms", "clips_per_s", "peak_mem_mib", "cpu_ms", "load_1min"):
             if isinstance(row[k], float) and math.isfinite(row[k]):
                 row[k] = round(row[k], 3)
         rows.append(row)
@@ -639,20 +644,21 @@ def rows_to_markdown(
         else:
             parts.append("\n## Throughput\n")
         header = ["model", "mode", "option", "device", "batch", "input", "median ms/step", "clips/s", "vs eager",
-                  "ms per fwd GMAC", "peak mem (MiB)", "memory kind"]
+                  "ms per fwd GMAC", "CPU ms/step", "peak mem (MiB)", "memory kind", "load (1 min)"]
         body = [
             (
                 r["model"], r["mode"], r["option"], r["device"], r["batch_size"], r["input_shape"],
-                r["median_ms"] if not r["error"] else f"error: {r['error']}", r["clips_per_s"],
-                f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "–", r["ms_per_gmac"], r["peak_mem_mib"],
-                r["peak_mem_kind"],
+                r["median_ms"] if not r["error"] else f"{_fmt(r['median_ms'])} (error: {r['error']})", r["clips_per_s"],
+                f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "–", r["ms_per_gmac"], r.get("cpu_ms"),
+                r["peak_mem_mib"], r["peak_mem_kind"], r.get("load_1min"),
             )
             for r in throughput
         ]
         parts.append(_md_table(header, body))
         parts.append(
             "\nMedian of the timed steps after warm-up, synchronised; train = forward, cross-entropy, backward and "
-            "SGD step. ms per fwd GMAC = step time / (batch x forward GMACs per clip)."
+            "SGD step. ms per fwd GMAC = step time / (batch x forward GMACs per clip). CPU ms/step = process CPU "
+            "time of a step (all threads); load = 1-minute load average of the machine after the timed steps."
         )
     return "\n".join(parts) + "\n"
 
