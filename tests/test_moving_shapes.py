@@ -100,11 +100,11 @@ def test_seeded_and_deterministic(tiny_root: Path, tmp_path: Path) -> None:
         generate_moving_shapes(tiny_root, dataclasses.replace(TINY, seed=4))
 
 
-def _masks(label_name: str, index: int) -> torch.Tensor:
+def _masks(label_name: str, index: int, pivot: float = 0.0, num_frames: int = 6) -> torch.Tensor:
     """Foreground masks (T, H, W) of a clean video (no clutter, texture or noise) of one class."""
     spec = dataclasses.replace(
-        TINY, size=64, num_frames=6, num_distractors=(0, 0), background_texture=0.0, frame_noise=0.0,
-        spin=(8.0, 8.0),
+        TINY, size=64, num_frames=num_frames, num_distractors=(0, 0), background_texture=0.0, frame_noise=0.0,
+        spin=(8.0, 8.0), pivot=pivot,
     )
     index = MOVING_SHAPES_CLASSES.index(label_name) + 8 * index
     video, label = render_moving_shapes_video(spec, "train", index)
@@ -145,6 +145,18 @@ def test_classes_are_the_motions_they_name(index: int) -> None:
             assert (right - masks[t + 1]).abs().sum() < 0.6 * (wrong - masks[t + 1]).abs().sum()
 
 
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_rotations_about_an_off_centre_pivot_swing_in_the_named_direction(index: int) -> None:
+    # With a pivot the shape's centre travels on a circle round it: the signed area its path sweeps
+    # (sum of cross products of successive steps; y points down, so clockwise on screen is positive).
+    for name, sign in (("rotate_clockwise", 1), ("rotate_counterclockwise", -1)):
+        path = torch.tensor([_centroid(m) for m in _masks(name, index, pivot=1.0, num_frames=12)])
+        steps = path.diff(dim=0)
+        assert steps.norm(dim=1).mean() > 0.8  # it moves (spin in place would leave the centroid still)
+        turning = float((steps[:-1, 0] * steps[1:, 1] - steps[:-1, 1] * steps[1:, 0]).sum())
+        assert sign * turning > 1.0
+
+
 def test_cli_and_spec_validation(tmp_path: Path) -> None:
     root = main(["--out", str(tmp_path), "--num-train", "2", "--num-val", "1", "--num-test", "1",
                  "--size", "16", "--num-frames", "4", "--workers", "0"])
@@ -154,3 +166,7 @@ def test_cli_and_spec_validation(tmp_path: Path) -> None:
         MovingShapesSpec(size=33)
     with pytest.raises(ValueError, match="radius"):
         MovingShapesSpec(radius=(0.3, 0.1))
+    with pytest.raises(ValueError, match="pivot"):
+        MovingShapesSpec(pivot=-1.0)
+    with pytest.raises(ValueError, match="fits in the frame"):
+        MovingShapesSpec(radius=(0.1, 0.3), pivot=1.0, travel=(0.3, 0.5))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The built-in demo: learn "moving shapes" on a CPU, with a single-frame control.
 
-    python tools/demo.py [--data DIR] [--output-dir DIR] [--seed N] [--check]
+    python tools/demo.py [--data DIR] [--output-dir DIR] [--seed N] [--check] [KEY VALUE ...]
 
 1. Generates the moving-shapes data set (real H.264 files, Kinetics-style CSVs) into a cache folder on
    first use (``rs_video.data.moving_shapes``; set-up, not counted in the demo time).
@@ -14,6 +14,7 @@ See docs/demo.md.
 """
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime
@@ -60,9 +61,12 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", type=Path, default=REPO / "output" / "demo", help="runs go to a new sub-folder")
     parser.add_argument("--seed", type=int, default=None, help="RNG_SEED of both trainings (default: the configs')")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides for both runs")
     args = parser.parse_args(argv)
 
     spec = MovingShapesSpec()
+    if args.data is not None and (args.data / "spec.json").exists():  # a data set made with another spec
+        spec = MovingShapesSpec.from_json(json.loads((args.data / "spec.json").read_text()))
     data = args.data or default_moving_shapes_dir(spec)
     start = time.perf_counter()
     generate_moving_shapes(data, spec, verbose=True)
@@ -75,6 +79,7 @@ def main(argv=None) -> int:
         opts = ["DATA.PATH_TO_DATA_DIR", str(data), "OUTPUT_DIR", str(run_dir / name)]
         if args.seed is not None:
             opts += ["RNG_SEED", str(args.seed)]
+        opts += args.opts
         cfg = load_config(cfg_file, opts)
         print(f"\n=== {name}: {description} ({cfg_file.relative_to(REPO)}) -> {cfg.OUTPUT_DIR}", flush=True)
         t0 = time.perf_counter()
