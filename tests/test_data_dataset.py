@@ -49,14 +49,52 @@ def test_lengths_items_and_test_view_layout(good_root):
     assert not torch.equal(items[1]["video"], items[4]["video"])
 
 
-def test_test_crops_of_one_window_are_decoded_once(good_root):
-    test = build_video_dataset(cfg_for(good_root), "test")
-    calls = []
-    original = test._decode
-    test._decode = lambda video, view: calls.append((video, view)) or original(video, view)
-    for index in range(12):
-        test[index]
-    assert calls == [(0, 0), (0, 1), (1, 0), (1, 1)]
+class CountingDecoder:
+    """Wraps a decoder and counts opens per (DataLoader worker, video) in shared memory."""
+
+    def __init__(self, decoder, paths, workers: int = 1) -> None:
+        self.decoder, self.name = decoder, decoder.name
+        self.video_of = {path: index for index, path in enumerate(paths)}
+        self.opens = torch.zeros(workers, len(paths), dtype=torch.int64).share_memory_()
+
+    def open(self, path):
+        worker = torch.utils.data.get_worker_info()
+        self.opens[0 if worker is None else worker.id, self.video_of[path]] += 1
+        return self.decoder.open(path)
+
+
+def uncached_view(test, index):
+    """A test item the direct way: decode its own window, prepare, crop, finalize."""
+    video, view = divmod(index, test.num_views)
+    temporal, crop = divmod(view, test.num_spatial_crops)
+    return test.transform.finalize(test.transform.prepare(test._decode(video, temporal)), crop)
+
+
+@pytest.mark.parametrize("decoder", ["torchcodec", "pyav", "decord"])
+def test_test_views_come_from_one_open_per_video_and_equal_the_uncached_path(good_root, decoder):
+    test = build_video_dataset(cfg_for(good_root, DATA__DECODER=decoder, TEST__NUM_ENSEMBLE_VIEWS=3), "test")
+    counting = CountingDecoder(test.decoder, [test.path(v) for v in range(test.num_videos)])
+    test.decoder = counting
+    items = [test[index]["video"] for index in range(len(test))]
+    assert counting.opens.tolist() == [[1, 1, 1]]  # 9 views per video, one open each
+    test.decoder = counting.decoder
+    for index, video in enumerate(items):
+        assert torch.equal(video, uncached_view(test, index)), index
+
+
+def test_test_views_are_decoded_once_per_video_per_loader_worker(good_root):
+    test = build_video_dataset(cfg_for(good_root), "test")  # 3 videos x 6 views
+    counting = CountingDecoder(test.decoder, [test.path(v) for v in range(test.num_videos)], workers=2)
+    test.decoder = counting
+    loader = torch.utils.data.DataLoader(test, batch_size=4, num_workers=2)  # in order, batches alternate workers
+    batches = list(loader)
+    expected = torch.zeros(2, 3, dtype=torch.int64)
+    for number, batch in enumerate(batches):
+        expected[number % 2, batch["video_index"]] = 1  # a video split over both workers: once in each
+    assert counting.opens.tolist() == expected.tolist() and int(expected.sum()) == 6
+    test.decoder = counting.decoder
+    videos = torch.cat([batch["video"] for batch in batches])
+    assert all(torch.equal(videos[i], uncached_view(test, i)) for i in range(len(test)))
 
 
 def test_test_windows_are_the_sampled_frames(good_root):
@@ -191,12 +229,24 @@ def test_short_video_is_padded_not_a_failure(tmp_path, policy, expected):
     assert train.failure_report().epoch_failures == 0
 
 
+@pytest.mark.parametrize("policy", ["repeat_last", "loop"])
+def test_test_views_of_a_short_video_with_repeated_frames_equal_the_uncached_path(tmp_path, policy):
+    write_video(tmp_path / "short.mp4", num_frames=5)
+    write_list(tmp_path / "test.csv", [("short.mp4", 1)])
+    test = build_video_dataset(cfg_for(tmp_path, DATA__SHORT_CLIP_POLICY=policy), "test")
+    assert [[read_frame_index(f) for f in test._decode(0, t)] for t in range(2)] == (
+        [[0, 2, 4, 4]] * 2 if policy == "repeat_last" else [[0, 2, 4, 1]] * 2
+    )
+    for index in range(len(test)):
+        assert torch.equal(test[index]["video"], uncached_view(test, index)), index
+
+
 def test_pickles_for_workers_without_its_cache(good_root):
     test = build_video_dataset(cfg_for(good_root), "test")
     first = test[0]
-    assert test._cache_clip is not None
+    assert test._views is not None
     copy = pickle.loads(pickle.dumps(test))
-    assert copy._cache_clip is None and len(copy) == len(test)
+    assert copy._views is None and len(copy) == len(test)
     assert torch.equal(copy[0]["video"], first["video"])
 
 

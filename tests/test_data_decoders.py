@@ -87,6 +87,18 @@ def test_pyav_seeks_to_the_keyframe_before_the_first_needed_frame(tmp_path):
     assert [read_frame_index(f) for f in frames] == list(range(200, 211))
 
 
+def test_pyav_seeks_again_across_a_long_gap(tmp_path):
+    path = str(write_video(tmp_path / "long_gop30.mp4", num_frames=300, gop=30, bframes=0))
+    indices = [0, 1, 2, 280, 290]  # e.g. the first and last test windows of a long video
+    with create_decoder("pyav").open(path) as video:
+        frames = video.get_frames(indices)
+        # 0..2, then a new seek to the keyframe at 270 and 270..290: not the ~290 frames in between.
+        assert video.frames_decoded <= 30
+    assert [read_frame_index(f) for f in frames] == indices
+    with create_decoder("torchcodec").open(path) as video:
+        assert torch.equal(video.get_frames(indices), frames)
+
+
 def test_pyav_skips_unneeded_non_reference_frames_without_changing_pixels(tmp_path):
     path = str(write_video(tmp_path / "bframes.mp4", num_frames=120, gop=250, bframes=3))
     indices = list(range(90, 120, 2))

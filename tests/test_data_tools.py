@@ -102,5 +102,9 @@ def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
     ])
     assert code == 0
     table = capsys.readouterr().out
-    assert "| ours/pyav | train | 0 |" in table and "| ptv-recipe/pyav | test | 0 |" in table
-    assert "x best PyTorchVideo" in table
+    # Our loader in both output dtypes (the default), PyTorchVideo always float32, with ratios and load.
+    for row in ("| ours/pyav | float32 | train | 0 |", "| ours/pyav | uint8 | train | 0 |",
+                "| ours/pyav | uint8 | test | 0 |", "| ptv-recipe/pyav | float32 | test | 0 |"):
+        assert row in table, row
+    assert "ptv-recipe/pyav | uint8" not in table
+    assert "x best PyTorchVideo" in table and "load avg" in table

@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--sampling-rate", type=int, default=2)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--test-crop", type=int, default=256)
+    parser.add_argument("--output-dtype", nargs="+", default=["float32", "uint8"], choices=["float32", "uint8"],
+                        help="DATA.OUTPUT_DTYPE values to measure our loader with (PyTorchVideo rows are float32)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.make_videos:
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
         width = (short * 4 // 3 + 1) // 2 * 2
         make_benchmark_videos(args.data_dir, num_videos=args.make_videos, width=width, height=short, gop=args.gop)
     cfg = benchmark_cfg(args.data_dir, args.num_frames, args.sampling_rate, args.crop, args.test_crop)
-    results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats)
+    results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats,
+                            output_dtypes=args.output_dtype)
     print(format_table(results))
     return 0
 

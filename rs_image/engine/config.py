@@ -121,6 +121,8 @@ _C.DATA.CROP_PCT = -1.0
 _C.DATA.NUM_RETRIES = 10
 _C.DATA.MAX_FAILURE_FRACTION = 0.05
 _C.DATA.SHORT_CLIP_POLICY = "repeat_last"
+# Video clips out of the data set: "float32" normalised, or "uint8" normalised on the device by the engine.
+_C.DATA.OUTPUT_DTYPE = "float32"
 
 # ---------------------------------------------------------------------------- AUG / MIXUP
 _C.AUG = CfgNode()
@@ -229,6 +231,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "DATA.TRAIN_CROP_MODE": ("jitter", "inception"),
     "DATA.INTERPOLATION": ("bilinear", "bicubic"),
     "DATA.SHORT_CLIP_POLICY": ("repeat_last", "loop"),
+    "DATA.OUTPUT_DTYPE": ("float32", "uint8"),
     "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
     "TRAIN.MIXED_PRECISION": ("none", "bf16", "fp16"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),

@@ -75,16 +75,14 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     logger.info("testing %s weights %s%s", cfg.MODEL.NAME, weights, " (EMA if present)" if cfg.TEST.USE_EMA else "")
 
     dataset = task.build_dataset(cfg, "test")
-    loader = build_eval_loader(cfg, dataset, cfg.TEST.BATCH_SIZE, device)
+    loader = build_eval_loader(cfg, dataset, cfg.TEST.BATCH_SIZE, device, task.collate_fn())
     num_samples = task.num_test_samples(dataset)
     views = task.views_per_sample(dataset)
     aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD)
     autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
     progress = dist.is_main and cfg.PROGRESS_BAR
     for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
-        x = batch[task.input_key].to(device, non_blocking=True)
-        if memory_format is not None:
-            x = x.contiguous(memory_format=memory_format)
+        x = task.prepare_input(batch, cfg, device, memory_format)
         labels = torch.as_tensor(batch["label"])
         bad = failed_mask(batch, labels.numel())
         with autocast:

@@ -9,13 +9,20 @@ a per-sample id under :attr:`Task.index_key` (the video or image index, used to 
 optionally ``view_index``, ``failed`` (test mode: the sample could not be loaded) and ``failed_reads``
 (train/val: how many unreadable files were replaced on the way to this item).
 
+The input tensor is float (already normalised) or uint8 (``DATA.OUTPUT_DTYPE uint8``: raw pixels, a
+quarter of the bytes through the DataLoader). :meth:`Task.prepare_input` is the one place where the
+engine turns a batch into model input, for training, precise BN, validation and the multi-view test: it
+copies the tensor to the device and there converts and normalises uint8 with ``DATA.MEAN``/``DATA.STD``
+(:func:`normalize_uint8`, the same arithmetic as the video data set's float32 output), so both dtypes give
+the same model input. MixUp/CutMix come after it, on floats.
+
 Register another task with :func:`register_task` (the config key ``TASK`` selects it).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -25,11 +32,38 @@ from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 
 from .config import register_choices
 
-__all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS"]
+__all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS", "normalize_uint8"]
 
 logger = logging.getLogger(__name__)
 
 Mixup = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
+
+
+def normalize_uint8(
+    x: torch.Tensor, mean: Sequence[float], std: Sequence[float], *,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """``(x / 255 - mean) / std`` of a uint8 (B, C, ...) batch as float32, on ``x``'s device.
+
+    Computed as ``(float(x) - 255 mean) / (255 std)``: one conversion into ``memory_format`` (whatever the
+    layout of ``x``, e.g. channels-last clips from :func:`rs_video.data.collate_clips`), then an in-place
+    subtraction and division. This is the arithmetic of the video data set's float32 output
+    (``rs_video.data.ClipTransform``), so ``DATA.OUTPUT_DTYPE`` uint8 and float32 give the same model input.
+
+    Args:
+        x: uint8 tensor with channels in dimension 1 (any strides, e.g. channels-last clips).
+        mean, std: per-channel values on the [0, 1] scale (``DATA.MEAN``, ``DATA.STD``).
+        memory_format: layout of the result (e.g. ``torch.channels_last_3d``).
+    """
+    if x.dtype != torch.uint8 or x.ndim < 2:
+        raise ValueError(f"expected a uint8 (B, C, ...) tensor, got {x.dtype} of shape {tuple(x.shape)}")
+    channels = x.shape[1]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"DATA.MEAN / DATA.STD have {len(mean)} / {len(std)} values for {channels} channels")
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    mean_255 = torch.tensor([255.0 * float(m) for m in mean], device=x.device).view(shape)
+    std_255 = torch.tensor([255.0 * float(s) for s in std], device=x.device).view(shape)
+    return x.to(torch.float32, memory_format=memory_format).sub_(mean_255).div_(std_255)
 
 
 class Task:
@@ -46,6 +80,31 @@ class Task:
     def create_model(self, cfg: Any) -> nn.Module:
         """A randomly initialised model for ``cfg`` (``MODEL.*``)."""
         raise NotImplementedError
+
+    def collate_fn(self) -> Optional[Callable[[list], Any]]:
+        """The DataLoader ``collate_fn`` for this task's items (None: torch's ``default_collate``)."""
+        return None
+
+    def prepare_input(
+        self, batch: Dict[str, Any], cfg: Any, device: torch.device,
+        memory_format: Optional[torch.memory_format] = None,
+    ) -> torch.Tensor:
+        """The model input of ``batch`` on ``device`` (see the module docstring).
+
+        A float input is moved as it is; a uint8 input is moved first (a quarter of the bytes) and then
+        normalised with ``cfg.DATA.MEAN``/``cfg.DATA.STD`` on the device. ``memory_format`` (e.g.
+        ``channels_last_3d`` for ``MODEL.CHANNELS_LAST``) is applied on the device.
+        """
+        x = batch[self.input_key]
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"batch[{self.input_key!r}] is a {type(x).__name__}, expected a tensor")
+        x = x.to(device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            layout = memory_format or torch.contiguous_format
+            return normalize_uint8(x, cfg.DATA.MEAN, cfg.DATA.STD, memory_format=layout)
+        if not x.is_floating_point():
+            raise TypeError(f"batch[{self.input_key!r}] has dtype {x.dtype}; expected floating point or uint8")
+        return x if memory_format is None else x.contiguous(memory_format=memory_format)
 
     def build_dataset(self, cfg: Any, split: str) -> Dataset:
         """The data set of ``split`` in {"train", "val", "test"}."""
@@ -125,6 +184,12 @@ class VideoTask(Task):
         from rs_video.data import build_video_dataset
 
         return build_video_dataset(cfg, split)
+
+    def collate_fn(self) -> Optional[Callable[[list], Any]]:
+        """``rs_video.data.collate_clips``: uint8 clips stay channels-last (RGB de-interleaved on the device)."""
+        from rs_video.data import collate_clips
+
+        return collate_clips
 
     def build_mixup(self, cfg: Any) -> Optional[Mixup]:
         if not cfg.MIXUP.ENABLE:

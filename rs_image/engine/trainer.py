@@ -18,6 +18,7 @@ states so it never changes the training randomness.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import math
@@ -27,7 +28,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ContextManager, Dict, Iterator, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -153,12 +154,15 @@ def _seed_loader_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def _loader_kwargs(cfg: CfgNode, device: torch.device) -> Dict[str, Any]:
+def _loader_kwargs(
+    cfg: CfgNode, device: torch.device, collate_fn: Optional[Callable[[list], Any]] = None
+) -> Dict[str, Any]:
     workers = cfg.DATA_LOADER.NUM_WORKERS
     kwargs: Dict[str, Any] = dict(
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and device.type == "cuda",
         worker_init_fn=_seed_loader_worker if workers > 0 else None,
+        collate_fn=collate_fn,
     )
     if workers > 0:
         kwargs["persistent_workers"] = cfg.DATA_LOADER.PERSISTENT_WORKERS
@@ -166,11 +170,12 @@ def _loader_kwargs(cfg: CfgNode, device: torch.device) -> Dict[str, Any]:
     return kwargs
 
 
-def build_eval_loader(cfg: CfgNode, dataset: Dataset, batch_size: int, device: torch.device) -> DataLoader:
-    """A loader that gives every item of ``dataset`` to exactly one process (no padding)."""
+def build_eval_loader(cfg: CfgNode, dataset: Dataset, batch_size: int, device: torch.device,
+                      collate_fn: Optional[Callable[[list], Any]] = None) -> DataLoader:
+    """A loader that gives every item of ``dataset`` to exactly one process (no padding), in order."""
     sampler = ShardedEvalSampler(len(dataset), du.get_rank(), du.get_world_size())  # type: ignore[arg-type]
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=False, drop_last=False,
-                      **_loader_kwargs(cfg, device))
+                      **_loader_kwargs(cfg, device, collate_fn))
 
 
 def _average_bn_buffers(model: nn.Module) -> None:
@@ -236,11 +241,12 @@ class Trainer:
             self.train_set,
             batch_sampler=BatchSampler(self.sampler, self.batch_size, drop_last=True),
             generator=self.loader_generator,
-            **_loader_kwargs(cfg, self.device),
+            **_loader_kwargs(cfg, self.device, self.task.collate_fn()),
         )
         self.val_loader: Optional[DataLoader] = None
         if cfg.TRAIN.EVAL_PERIOD > 0:
-            self.val_loader = build_eval_loader(cfg, self.task.build_dataset(cfg, "val"), self.batch_size, self.device)
+            self.val_loader = build_eval_loader(cfg, self.task.build_dataset(cfg, "val"), self.batch_size, self.device,
+                                                self.task.collate_fn())
 
         # ---------------------------------------------------------------- resume point
         resume: Optional[Dict[str, Any]] = None
@@ -264,6 +270,10 @@ class Trainer:
         self.memory_format = self.task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
         if self.memory_format is not None:
             model.to(memory_format=self.memory_format)
+        # Batch -> model input on the device (uint8 clips are normalised there), for every path below.
+        self.prepare_input = functools.partial(
+            self.task.prepare_input, cfg=cfg, device=self.device, memory_format=self.memory_format
+        )
         if cfg.BN.SYNC and world > 1:
             if self.device.type == "cuda":
                 model = convert_sync_batchnorm(model)
@@ -512,12 +522,10 @@ class Trainer:
 
     def _train_step(self, batch: Dict[str, Any], epoch: int, step: int):
         """One optimizer step. Returns (loss value or None if skipped, correct count or None)."""
-        x = batch[self.task.input_key].to(self.device, non_blocking=True)
-        if self.memory_format is not None:
-            x = x.contiguous(memory_format=self.memory_format)
+        x = self.prepare_input(batch)
         labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
         targets: torch.Tensor = labels
-        if self.mixup is not None:
+        if self.mixup is not None:  # on normalised floats, whatever DATA.OUTPUT_DTYPE is
             x, targets = self.mixup(x, labels)
         skip_policy = self.cfg.TRAIN.NONFINITE_LOSS == "skip"
         # A skipped step must also undo what its forward pass did to the BN running statistics.
@@ -616,13 +624,12 @@ class Trainer:
         )
         sampler.set_epoch(epoch)
         loader = DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                            **_loader_kwargs(self.cfg, self.device))
+                            **_loader_kwargs(self.cfg, self.device, self.task.collate_fn()))
         num = min(self.cfg.BN.NUM_BATCHES_PRECISE, len(loader))
 
         def inputs() -> Iterator[torch.Tensor]:
             for batch in loader:
-                x = batch[self.task.input_key].to(self.device, non_blocking=True)
-                yield x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
+                yield self.prepare_input(batch)
 
         nets = [self.model] + ([self.ema.module] if self.ema is not None else [])
         for net in nets:
@@ -637,14 +644,14 @@ class Trainer:
         progress = self.is_main and self.cfg.PROGRESS_BAR
         with preserve_rng():
             raw = evaluate_single_view(
-                self.model, self.val_loader, input_key=self.task.input_key, device=self.device,
-                autocast=self.autocast(), memory_format=self.memory_format, progress=progress, desc="val",
+                self.model, self.val_loader, self.prepare_input, device=self.device, autocast=self.autocast(),
+                progress=progress, desc="val",
             )
             ema = None
             if self.ema is not None:
                 ema = evaluate_single_view(
-                    self.ema.module, self.val_loader, input_key=self.task.input_key, device=self.device,
-                    autocast=self.autocast(), memory_format=self.memory_format, progress=progress, desc="val ema",
+                    self.ema.module, self.val_loader, self.prepare_input, device=self.device,
+                    autocast=self.autocast(), progress=progress, desc="val ema",
                 )
         record: Dict[str, Any] = {"epoch": epoch + 1, **raw}
         if ema is not None:

@@ -3,16 +3,20 @@
 Main entry points (see docs/data.md):
 
 * :func:`build_video_dataset` ``(cfg, split)`` -> data set whose items are
-  ``dict(video=float (C, T, H, W), label, video_index, view_index[, failed])``;
-* :func:`build_mixup` ``(cfg)`` -> batch MixUp/CutMix callable or None;
-* :class:`MultiViewAccumulator`: multi-view test ensembling that counts each view once under DDP.
+  ``dict(video=(C, T, H, W) float32 normalised or uint8 (DATA.OUTPUT_DTYPE), label, video_index,
+  view_index[, failed])``;
+* :func:`build_mixup` ``(cfg)`` -> batch MixUp/CutMix callable or None.
+
+Multi-view test ensembling (each view counted once, also under DDP) is the engine's
+:class:`rs_image.engine.MultiViewAggregator`; normalisation of uint8 batches on the device is
+:meth:`rs_image.engine.Task.prepare_input`.
 
 ``pytorchvideo.transforms`` is never imported here; :func:`enable_pytorchvideo_transforms` is an opt-in
 fix for users who want it on current torchvision.
 """
 
 from .annotations import AnnotationError, SplitAnnotations, VideoRecord, load_split
-from .dataset import FailureReport, KineticsDataset, build_video_dataset
+from .dataset import FailureReport, KineticsDataset, build_video_dataset, collate_clips
 from .decoders import (
     FAILURE_REASONS,
     DecordDecoder,
@@ -23,11 +27,10 @@ from .decoders import (
     available_decoders,
     create_decoder,
 )
-from .distributed import MultiViewAccumulator, VideoPredictions
 from .pytorchvideo_backend import PyTorchVideoKinetics
 from .pytorchvideo_compat import enable_pytorchvideo_transforms
 from .sampling import ClipSampler
-from .transforms import ClipTransform, UniformSpatialCrop, VideoMixup, build_clip_transform, build_mixup
+from .transforms import OUTPUT_DTYPES, ClipTransform, UniformSpatialCrop, VideoMixup, build_clip_transform, build_mixup
 
 __all__ = [
     "AnnotationError",
@@ -37,6 +40,7 @@ __all__ = [
     "FailureReport",
     "KineticsDataset",
     "build_video_dataset",
+    "collate_clips",
     "FAILURE_REASONS",
     "VideoDecodeError",
     "VideoDecoder",
@@ -45,11 +49,10 @@ __all__ = [
     "PyAVDecoder",
     "available_decoders",
     "create_decoder",
-    "MultiViewAccumulator",
-    "VideoPredictions",
     "PyTorchVideoKinetics",
     "enable_pytorchvideo_transforms",
     "ClipSampler",
+    "OUTPUT_DTYPES",
     "ClipTransform",
     "UniformSpatialCrop",
     "VideoMixup",

@@ -1,16 +1,19 @@
 """Loader throughput: our Kinetics loader against PyTorchVideo's on the same files (``tools/benchmark_data.py``).
 
 Every configuration runs through a real ``DataLoader`` (``num_workers`` worker processes, persistent,
-``batch_size`` clips per batch) and is timed after a warm-up of ``2 * num_workers`` batches. Two numbers
-per configuration:
+``batch_size`` clips per batch) and is timed after a warm-up of ``2 * num_workers`` batches. Per
+configuration:
 
 * clips/s: wall clock, what training sees;
 * CPU ms per clip: user + system CPU time of the worker processes (from ``/proc``) per clip. It is the
-  better number on a shared or noisy machine: it does not depend on what else runs there.
+  better number on a shared or noisy machine: it does not depend on what else runs there;
+* the 1-minute load average at the end of the run (other work on the machine lowers clips/s).
 
 Configurations:
 
-* ``ours/<decoder>``: :func:`rs_video.data.build_video_dataset` with ``DATA.DECODER=<decoder>``;
+* ``ours/<decoder>``: :func:`rs_video.data.build_video_dataset` with ``DATA.DECODER=<decoder>``, once per
+  requested ``DATA.OUTPUT_DTYPE`` (float32: normalised clips; uint8: clips the consumer normalises on its
+  device after the copy, as the engine does);
 * ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo`` (PyTorchVideo decoding, our transforms);
 * ``ptv-recipe/<decoder>``: ``pytorchvideo.data.Kinetics`` with PyTorchVideo's own transform recipe
   (``UniformTemporalSubsample -> Div255 -> Normalize -> RandomShortSideScale -> RandomCrop -> flip`` in
@@ -18,7 +21,8 @@ Configurations:
   using :func:`~rs_video.data.enable_pytorchvideo_transforms`.
 
 All use the same files, the same T x tau at TARGET_FPS (clip duration ``T * tau / 30`` s), the same
-crop sizes, scale jitter and normalisation.
+crop sizes, scale jitter and normalisation. PyTorchVideo rows always deliver float32 normalised clips
+(its contract).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 
 from .annotations import load_split
-from .dataset import build_video_dataset
+from .dataset import build_video_dataset, collate_clips
 from .pytorchvideo_backend import PyTorchVideoKinetics
 from .sampling import ClipSampler
 from .testing import write_synthetic_video
@@ -62,6 +66,8 @@ class BenchmarkResult:
     clips: int
     seconds: float
     cpu_seconds: Optional[float]
+    output_dtype: str = "float32"
+    load_average: Optional[float] = None
 
     @property
     def clips_per_second(self) -> float:
@@ -199,10 +205,12 @@ def measure_loader(dataset, num_workers: int, batch_size: int = 4, num_clips: in
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, worker_init_fn=remember_pid,
         persistent_workers=num_workers > 0, prefetch_factor=2 if num_workers > 0 else None,
+        collate_fn=collate_clips,  # what the engine uses (float batches: default_collate)
     )
     iterator = iter(loader)
     for _ in range(warmup_batches):
-        next(iterator)
+        batch = next(iterator)
+    output_dtype = "uint8" if batch["video"].dtype == torch.uint8 else "float32"
     worker_pids = list(pids) if num_workers > 0 else [os.getpid()]
     cpu_start = _cpu_seconds(worker_pids)
     start = time.perf_counter()
@@ -212,15 +220,17 @@ def measure_loader(dataset, num_workers: int, batch_size: int = 4, num_clips: in
     seconds = time.perf_counter() - start
     cpu_end = _cpu_seconds(worker_pids)
     cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     del iterator, loader
-    return BenchmarkResult(name, mode, num_workers, clips, seconds, cpu)
+    return BenchmarkResult(name, mode, num_workers, clips, seconds, cpu, output_dtype, load)
 
 
-def _dataset(kind: str, decoder: str, cfg, mode: str):
+def _dataset(kind: str, decoder: str, cfg, mode: str, output_dtype: str = "float32"):
     cfg = cfg.clone()
     if kind == "ours":
-        cfg.DATA.BACKEND, cfg.DATA.DECODER = "native", decoder
+        cfg.DATA.BACKEND, cfg.DATA.DECODER, cfg.DATA.OUTPUT_DTYPE = "native", decoder, output_dtype
         return build_video_dataset(cfg, mode)
+    cfg.DATA.OUTPUT_DTYPE = "float32"  # PyTorchVideo's contract: normalised float clips
     if kind == "ptv-backend":
         cfg.DATA.BACKEND, cfg.DATA.DECODER = "pytorchvideo", decoder
         return build_video_dataset(cfg, mode)
@@ -239,12 +249,13 @@ def _dataset(kind: str, decoder: str, cfg, mode: str):
 
 def run_benchmark(
     cfg, configurations: Sequence[str], modes: Sequence[str] = ("train",), workers: Sequence[int] = (2,),
-    batch_size: int = 4, num_clips: int = 96, repeats: int = 1,
+    batch_size: int = 4, num_clips: int = 96, repeats: int = 1, output_dtypes: Sequence[str] = ("float32",),
 ) -> List[BenchmarkResult]:
     """Measures every ``kind/decoder`` configuration in every mode and worker count.
 
-    With ``repeats > 1`` the configurations are interleaved round by round and the best round of each is
-    kept, which filters out bursts of load from other processes.
+    ``ours`` configurations run once per entry of ``output_dtypes`` ("float32", "uint8"); PyTorchVideo
+    ones once, float32. With ``repeats > 1`` the configurations are interleaved round by round and the
+    best round of each is kept, which filters out bursts of load from other processes.
     """
     best: Dict[tuple, BenchmarkResult] = {}
     for _ in range(repeats):
@@ -252,27 +263,39 @@ def run_benchmark(
             for num_workers in workers:
                 for configuration in configurations:
                     kind, decoder = configuration.split("/")
-                    dataset = _dataset(kind, decoder, cfg, mode)
-                    result = measure_loader(dataset, num_workers, batch_size, num_clips, configuration, mode,
-                                            shuffle=mode == "train")
-                    key = (configuration, mode, num_workers)
-                    if key not in best or result.clips_per_second > best[key].clips_per_second:
-                        best[key] = result
-                    logger.info("%s %s workers=%d: %.1f clips/s", configuration, mode, num_workers,
-                                result.clips_per_second)
+                    for output_dtype in output_dtypes if kind == "ours" else ("float32",):
+                        dataset = _dataset(kind, decoder, cfg, mode, output_dtype)
+                        result = measure_loader(dataset, num_workers, batch_size, num_clips, configuration, mode,
+                                                shuffle=mode == "train")
+                        key = (configuration, output_dtype, mode, num_workers)
+                        if key not in best or result.clips_per_second > best[key].clips_per_second:
+                            best[key] = result
+                        logger.info("%s (%s) %s workers=%d: %.1f clips/s, load %.1f", configuration, output_dtype,
+                                    mode, num_workers, result.clips_per_second, result.load_average or float("nan"))
     return list(best.values())
 
 
 def format_table(results: Sequence[BenchmarkResult]) -> str:
-    """Markdown table with, per mode and worker count, each row's speed relative to the best PyTorchVideo row."""
-    lines = ["| loader | mode | workers | clips/s | CPU ms/clip | x best PyTorchVideo |", "|---|---|---|---|---|---|"]
+    """Markdown table with, per mode and worker count, each row's speed relative to the best PyTorchVideo
+    row (any ``ptv-*`` configuration) and to the best ``ptv-recipe`` row (PyTorchVideo's loader as run)."""
+    lines = [
+        "| loader | output | mode | workers | clips/s | CPU ms/clip | load avg | x best PyTorchVideo | x PyTorchVideo recipe |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def ratio(value: float, reference: List[float]) -> str:
+        return f"{value / max(reference):.2f}" if reference else "-"
+
     for mode in sorted({r.mode for r in results}, key=["train", "val", "test"].index):
         for workers in sorted({r.num_workers for r in results}):
             group = [r for r in results if r.mode == mode and r.num_workers == workers]
-            reference = [r.clips_per_second for r in group if r.name.startswith("ptv")]
-            best_ptv = max(reference) if reference else None
+            any_ptv = [r.clips_per_second for r in group if r.name.startswith("ptv")]
+            recipe = [r.clips_per_second for r in group if r.name.startswith("ptv-recipe")]
             for r in sorted(group, key=lambda r: -r.clips_per_second):
-                ratio = f"{r.clips_per_second / best_ptv:.2f}" if best_ptv else "-"
                 cpu = f"{r.cpu_ms_per_clip:.0f}" if r.cpu_ms_per_clip is not None else "-"
-                lines.append(f"| {r.name} | {mode} | {workers} | {r.clips_per_second:.1f} | {cpu} | {ratio} |")
+                load = f"{r.load_average:.1f}" if r.load_average is not None else "-"
+                lines.append(
+                    f"| {r.name} | {r.output_dtype} | {mode} | {workers} | {r.clips_per_second:.1f} | {cpu} | {load} "
+                    f"| {ratio(r.clips_per_second, any_ptv)} | {ratio(r.clips_per_second, recipe)} |"
+                )
     return "\n".join(lines)

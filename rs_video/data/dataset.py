@@ -2,11 +2,24 @@
 
 Items are dicts (the contract with the engine):
 
-* train / val: ``video`` float32 (C, T, H, W) normalised, ``label`` int, ``video_index`` int,
-  ``view_index`` 0. One item per video.
+* train / val: ``video`` (C, T, H, W), ``label`` int, ``video_index`` int, ``view_index`` 0. One item per
+  video. ``video`` is float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip
+  that the consumer normalises on its device (``uint8``; the engine does it in
+  :meth:`rs_image.engine.Task.prepare_input`).
 * test: the same plus ``failed`` (bool). ``len = num_videos * num_views`` with
   ``num_views = NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``; item ``i`` is video ``i // num_views`` and view
   ``view_index = i % num_views = temporal_view * NUM_SPATIAL_CROPS + spatial_crop``.
+
+Test mode decodes each video once per worker. The first item of a video opens the file once, decodes
+the union of the frames of all its ``NUM_ENSEMBLE_VIEWS`` temporal windows in one request (overlapping
+windows share their frames, and a long GOP is walked once instead of once per window), resizes them
+once and keeps them in a per-worker cache of **one** video: at most ``NUM_ENSEMBLE_VIEWS * NUM_FRAMES``
+resized frames (e.g. 10 x 32 frames of 256 x 341 x 3 bytes = 84 MB). Every view of the video is then a
+crop and a gather of its T frames from that cache, identical to decoding its window on its own. The
+cache pays off when a worker gets consecutive indices of one video, which sequential samplers and the
+engine's :class:`~rs_image.engine.evaluator.ShardedEvalSampler` (contiguous shards) give; a video whose
+views are split across DataLoader batches is decoded once by each worker that gets some of them (a
+``TEST.BATCH_SIZE`` that is a multiple of the views per video avoids that).
 
 Broken input (missing, zero-byte, truncated, garbage, audio-only or frameless files):
 
@@ -16,9 +29,9 @@ Broken input (missing, zero-byte, truncated, garbage, audio-only or frameless fi
   set has failed, or the retries run out, the first batch raises an error saying so; an epoch is never
   silently empty and nothing hangs.
 * test: nothing is substituted (that would bias the accuracy). The failed view comes back as an item with
-  ``failed=True`` and a zero clip, so the default collate works and the engine aggregates only the views
-  with ``failed=False``. Failed and missing videos are counted, and loading stops with an error once they
-  exceed ``DATA.MAX_FAILURE_FRACTION`` of the listed videos.
+  ``failed=True`` and a zero clip (of the output dtype), so the default collate works and the engine
+  aggregates only the views with ``failed=False``. Failed and missing videos are counted, and loading
+  stops with an error once they exceed ``DATA.MAX_FAILURE_FRACTION`` of the listed videos.
 
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
 in test mode.
@@ -32,7 +45,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +55,7 @@ from .decoders import FAILURE_REASONS, VideoDecodeError, VideoDecoder, create_de
 from .sampling import ClipSampler
 from .transforms import ClipTransform, build_clip_transform
 
-__all__ = ["FailureReport", "KineticsDataset", "build_video_dataset", "MODES"]
+__all__ = ["FailureReport", "KineticsDataset", "build_video_dataset", "collate_clips", "MODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +82,15 @@ class _PathTable:
     def __getitem__(self, index: int) -> str:
         start, end = self._offsets[index], self._offsets[index + 1]
         return os.fsdecode(self._buffer[start:end].tobytes())
+
+
+@dataclass
+class _DecodedViews:
+    """Test-mode per-worker cache: the prepared frames of all temporal windows of one video."""
+
+    video_index: int
+    frames: torch.Tensor  # prepared uint8 (N, 3, H, W): the sorted union of the windows' frames
+    positions: List[torch.Tensor]  # per temporal view, the rows of ``frames`` that make its T-frame clip
 
 
 @dataclass
@@ -156,8 +178,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         # per-worker failure counters (one slot per process, so increments never race).
         self._failure_codes = torch.zeros(len(self._paths), dtype=torch.int8).share_memory_()
         self._epoch_failures = torch.zeros(_MAX_WORKER_SLOTS, dtype=torch.int64).share_memory_()
-        self._cache_key: Optional[Tuple[int, int]] = None
-        self._cache_clip: Optional[torch.Tensor] = None
+        self._views: Optional[_DecodedViews] = None  # test mode: the last video's decoded views (per process)
         if mode == "test":
             self._check_failure_fraction()
 
@@ -248,6 +269,20 @@ class KineticsDataset(torch.utils.data.Dataset):
             )
             return video.get_frames(indices)
 
+    def _decode_views(self, video_index: int) -> _DecodedViews:
+        """All temporal views of a test video from one open and one decode request (module docstring)."""
+        path = self._paths[video_index]
+        with self.decoder.open(path) as video:
+            windows = [
+                self.sampler.sample("test", video.num_frames, video.fps, view=view, num_views=self.num_temporal_views)
+                for view in range(self.num_temporal_views)
+            ]
+            union = sorted({index for window in windows for index in window})
+            frames = video.get_frames(union)
+        lookup = torch.tensor(union)
+        positions = [torch.searchsorted(lookup, torch.tensor(window)) for window in windows]
+        return _DecodedViews(video_index, self.transform.prepare(frames), positions)
+
     def _train_item(self, index: int) -> Dict[str, object]:
         video_index = index
         attempts: List[str] = []
@@ -285,19 +320,18 @@ class KineticsDataset(torch.utils.data.Dataset):
         item = {"label": self.label(video_index), "video_index": video_index, "view_index": view_index}
         if int(self._failure_codes[video_index]) == 0:
             try:
-                key = (video_index, temporal_view)
-                if self._cache_key != key:
-                    # The crops of one temporal view are consecutive indices: decode and resize them once.
-                    self._cache_key, self._cache_clip = None, None
-                    prepared = self.transform.prepare(self._decode(video_index, temporal_view))
-                    self._cache_key, self._cache_clip = key, prepared
-                video = self.transform.finalize(self._cache_clip, spatial_crop)
+                if self._views is None or self._views.video_index != video_index:
+                    self._views = None  # free the previous video before decoding the next one
+                    self._views = self._decode_views(video_index)
+                video = self.transform.finalize(
+                    self._views.frames, spatial_crop, frame_positions=self._views.positions[temporal_view]
+                )
                 return {"video": video, **item, "failed": False}
             except VideoDecodeError as error:
                 self._record_failure(video_index, error)
                 self._check_failure_fraction()
         size = self.transform.crops.size if self.transform.crops is not None else 1
-        zeros = torch.zeros(3, self.sampler.num_frames, size, size)
+        zeros = torch.zeros(3, self.sampler.num_frames, size, size, dtype=self.transform.dtype)
         return {"video": zeros, **item, "failed": True}
 
     def __getitem__(self, index: int) -> Dict[str, object]:
@@ -309,7 +343,7 @@ class KineticsDataset(torch.utils.data.Dataset):
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_cache_key"], state["_cache_clip"] = None, None  # per-process cache
+        state["_views"] = None  # per-process cache
         return state
 
     def __repr__(self) -> str:
@@ -317,6 +351,25 @@ class KineticsDataset(torch.utils.data.Dataset):
             f"KineticsDataset(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
             f"sampler={self.sampler}, decoder={self.decoder.name}, source={self.source})"
         )
+
+
+def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """``default_collate`` for the data set's items that keeps uint8 clips channels-last.
+
+    A uint8 clip (``DATA.OUTPUT_DTYPE uint8``) is a (C, T, H, W) view of frames stored in (T, H, W, C)
+    order, RGB interleaved as decoded and resized. ``default_collate`` would stack it into a contiguous
+    (B, C, T, H, W) batch, de-interleaving the bytes in the worker (a strided byte copy, slower than all
+    the other uint8 work after decoding). This stacks in (T, H, W, C) order instead (a plain copy, into
+    shared memory in a worker, as ``default_collate`` does) and returns the batch as a (B, C, T, H, W)
+    view with ``channels_last_3d`` strides; the device de-interleaves it while normalising
+    (:func:`rs_image.engine.tasks.normalize_uint8`). Float clips go through ``default_collate`` as they
+    are, and so does every other key.
+    """
+    if not batch or not isinstance(batch[0], dict) or batch[0]["video"].dtype != torch.uint8:
+        return torch.utils.data.default_collate(batch)
+    videos = torch.utils.data.default_collate([item["video"].permute(1, 2, 3, 0) for item in batch])
+    rest = torch.utils.data.default_collate([{k: v for k, v in item.items() if k != "video"} for item in batch])
+    return {"video": videos.permute(0, 4, 1, 2, 3), **rest}
 
 
 def _num_ensemble_views(cfg, mode: str) -> int:

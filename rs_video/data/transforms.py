@@ -2,8 +2,13 @@
 
 Clips come from the decoders as ``uint8`` (T, C, H, W) and stay ``uint8`` through resize, crop, flip and
 RandAugment; conversion to float and normalisation come last, on the cropped clip (4x less memory traffic
-than normalising full-size float frames first, as PyTorchVideo's recipe does). The output is float32
-(C, T, H, W), the layout of PyTorchVideo/SlowFast and of the models.
+than normalising full-size float frames first, as PyTorchVideo's recipe does). The output is (C, T, H, W),
+the layout of PyTorchVideo/SlowFast and of the models, in one of two dtypes (``DATA.OUTPUT_DTYPE``):
+
+* ``"float32"`` (default): normalised with ``DATA.MEAN``/``DATA.STD``;
+* ``"uint8"``: the cropped clip as it is, not normalised. The consumer converts and normalises it after
+  the host-to-device copy (the engine does, in :meth:`rs_image.engine.Task.prepare_input`): a quarter of
+  the bytes through the DataLoader's shared memory and the pinned copy, and no float work in the workers.
 
 Every random parameter is drawn once per clip and applied to all its frames (the clip is wrapped as a
 :class:`torchvision.tv_tensors.Video`, whose leading dimensions share one set of parameters), so a crop,
@@ -40,6 +45,7 @@ from rs_image.recipe.mixup import BatchMixup
 
 __all__ = [
     "DEFAULT_RA_MAGNITUDE",
+    "OUTPUT_DTYPES",
     "RandomShortSideScaleCrop",
     "UniformSpatialCrop",
     "ClipTransform",
@@ -52,6 +58,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RA_MAGNITUDE = 10
 """RandAugment level used when ``AUG.RA_MAGNITUDE`` is still -1 (the ResNet-RS-50 recipe value)."""
+
+OUTPUT_DTYPES = ("float32", "uint8")
+"""Values of ``DATA.OUTPUT_DTYPE``: normalised float32 clips, or uint8 clips normalised by the consumer."""
 
 
 def _interpolation(name: str) -> v2.InterpolationMode:
@@ -146,33 +155,44 @@ class UniformSpatialCrop:
 
 
 class ClipTransform:
-    """uint8 (T, C, H, W) clip -> normalised float32 (C, T, h, w), in two stages.
+    """uint8 (T, C, H, W) clip -> (C, T, h, w) clip, normalised float32 or uint8, in two stages.
 
     :meth:`prepare` does everything that can stay ``uint8`` and is shared by all spatial crops (all of the
-    train/val pipeline; the resize in test mode), :meth:`finalize` takes the spatial crop (test mode),
-    converts to float and normalises. The data set caches the prepared clip so that the test crops of one
-    temporal view are decoded and resized once.
+    train/val pipeline; the resize in test mode), :meth:`finalize` takes the spatial crop (test mode) and,
+    for float32 output, converts and normalises. In test mode the data set prepares the frames of all
+    temporal views of a video at once, so ``prepare`` must then act on each frame alone and
+    deterministically (a resize, as :func:`build_clip_transform` builds it).
 
     Args:
         spatial: v2 transform applied to the uint8 clip (as a ``tv_tensors.Video``).
         mean, std: per-channel normalisation on the [0, 1] scale.
         crops: the test-mode spatial crops, or None.
+        output_dtype: "float32" (normalised) or "uint8" (not normalised; see the module docstring).
     """
 
     def __init__(
         self, spatial: v2.Transform, mean: Sequence[float], std: Sequence[float],
-        crops: Optional[UniformSpatialCrop] = None,
+        crops: Optional[UniformSpatialCrop] = None, output_dtype: str = "float32",
     ) -> None:
+        if output_dtype not in OUTPUT_DTYPES:
+            raise ValueError(f"DATA.OUTPUT_DTYPE must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
         self.spatial = spatial
         self.crops = crops
+        self.output_dtype = output_dtype
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
-        # The 1/255 scale is folded into the constants, so uint8 -> float is one pass and normalisation another.
-        self._mean_255 = [255.0 * m for m in self.mean]
-        self._std_255 = [255.0 * s for s in self.std]
+        # The 1/255 scale is folded into the constants: (x - 255 m) / (255 s) on the uint8 values, the
+        # arithmetic of rs_image.engine.tasks.normalize_uint8 (the engine's on-device path for uint8 output).
+        self._mean_255 = torch.tensor([255.0 * m for m in self.mean]).view(-1, 1, 1, 1)
+        self._std_255 = torch.tensor([255.0 * s for s in self.std]).view(-1, 1, 1, 1)
 
     @property
     def num_crops(self) -> int:
         return self.crops.num_crops if self.crops is not None else 1
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """dtype of the clips :meth:`finalize` returns."""
+        return torch.uint8 if self.output_dtype == "uint8" else torch.float32
 
     def prepare(self, clip: torch.Tensor) -> torch.Tensor:
         """Random/shared spatial stage on the uint8 clip; returns uint8 (T, C, h, w)."""
@@ -180,24 +200,46 @@ class ClipTransform:
             raise ValueError(f"expected a uint8 (T, 3, H, W) clip, got {tuple(clip.shape)} {clip.dtype}")
         return self.spatial(tv_tensors.Video(clip)).as_subclass(torch.Tensor)
 
-    def finalize(self, clip: torch.Tensor, spatial_index: int = 0) -> torch.Tensor:
-        """Spatial crop ``spatial_index`` (test mode), float conversion, normalisation, -> (C, T, h, w)."""
+    def finalize(self, clip: torch.Tensor, spatial_index: int = 0,
+                 frame_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Spatial crop ``spatial_index`` (test mode), then -> (C, T, h, w) in :attr:`dtype`.
+
+        Args:
+            clip: prepared uint8 (N, C, H, W) frames.
+            spatial_index: which test crop.
+            frame_positions: the T rows of ``clip`` that make the clip (test mode, where ``clip`` holds
+                all temporal views of a video), taken after the crop so that only the crop is copied.
+                None: all N rows, in order.
+
+        A float32 result is contiguous. A uint8 result keeps the memory order of the frames, which is
+        (T, H, W, C) for decoded frames (RGB interleaved): a (C, T, H, W) view with channels-last-3d strides.
+        Making it planar is a strided byte copy that costs more than the rest of the uint8 path after
+        decoding; :func:`rs_video.data.collate_clips` stacks such clips without it and the device does it
+        while normalising.
+        """
         if self.crops is not None:
             clip = self.crops(clip, spatial_index)
         elif spatial_index != 0:
             raise ValueError(f"spatial index {spatial_index} given to a transform without test crops")
-        # Convert straight into a contiguous (C, T, h, w) float tensor and normalise it in place: 5x faster
-        # than ToDtype + Normalize + permute on 32 x 224^2 clips (no temporaries, no strided copy in collate).
-        video = clip.permute(1, 0, 2, 3).to(torch.float32, memory_format=torch.contiguous_format)
-        channels, frames = video.shape[:2]
-        TF.normalize(video.view(channels, frames, -1), self._mean_255, self._std_255, inplace=True)
-        return video
+        if frame_positions is not None:  # gather whole frames in their own memory order: row copies
+            clip = clip.permute(0, 2, 3, 1).index_select(0, frame_positions).permute(0, 3, 1, 2)
+        video = clip.permute(1, 0, 2, 3)
+        if self.output_dtype == "uint8":
+            return video
+        # Convert straight into a contiguous (C, T, h, w) float tensor (the RGB de-interleave rides on the
+        # conversion, the cheapest place for it on the CPU: measured against de-interleaving the uint8 bytes
+        # first) and normalise it in place, with the arithmetic of the engine's normalize_uint8.
+        out = video.to(torch.float32, memory_format=torch.contiguous_format)
+        return out.sub_(self._mean_255).div_(self._std_255)
 
     def __call__(self, clip: torch.Tensor, spatial_index: int = 0) -> torch.Tensor:
         return self.finalize(self.prepare(clip), spatial_index)
 
     def __repr__(self) -> str:
-        return f"ClipTransform(spatial={self.spatial}, crops={self.crops}, mean={self.mean}, std={self.std})"
+        return (
+            f"ClipTransform(spatial={self.spatial}, crops={self.crops}, mean={self.mean}, std={self.std}, "
+            f"output_dtype={self.output_dtype})"
+        )
 
 
 def _ra_magnitude(cfg) -> int:
@@ -244,7 +286,7 @@ def build_clip_transform(cfg, mode: str) -> ClipTransform:
             crops = UniformSpatialCrop(int(data.TEST_CROP_SIZE), int(cfg.TEST.NUM_SPATIAL_CROPS))
     else:
         raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
-    return ClipTransform(v2.Compose(steps), data.MEAN, data.STD, crops)
+    return ClipTransform(v2.Compose(steps), data.MEAN, data.STD, crops, output_dtype=data.OUTPUT_DTYPE)
 
 
 class VideoMixup:
