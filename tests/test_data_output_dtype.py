@@ -95,16 +95,14 @@ def test_config_key_and_trainer_with_uint8_clips_and_mixup(tmp_path, root):
 
     with pytest.raises(ConfigError, match="DATA.OUTPUT_DTYPE"):
         load_config(None, ["DATA.OUTPUT_DTYPE", "float16"])
-    arch = "{'stage_widths': (8, 16, 32, 64), 'stage_depths': (1, 1, 1, 1), 'stem_width': 8}"
-    cfg = load_config(None, [
-        "TASK", "video", "MODEL.NAME", "rs3d_50", "MODEL.NUM_CLASSES", "2", "MODEL.OVERRIDES", arch,
-        "OUTPUT_DIR", str(tmp_path / "out"), "DEVICE", "cpu", "DATA_LOADER.NUM_WORKERS", "0", "PROGRESS_BAR", "False",
-        "TENSORBOARD", "False", "TRAIN.BATCH_SIZE", "2", "TEST.BATCH_SIZE", "6", "SOLVER.MAX_EPOCH", "1",
-        "SOLVER.WARMUP_EPOCHS", "0", "DATA.PATH_TO_DATA_DIR", str(root), "DATA.NUM_FRAMES", "4",
-        "DATA.TRAIN_JITTER_SCALES", "[40, 48]", "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "40",
-        "TEST.NUM_ENSEMBLE_VIEWS", "2", "TEST.NUM_SPATIAL_CROPS", "1", "DATA.MAX_FAILURE_FRACTION", "0.5",
-        "DATA.OUTPUT_DTYPE", "uint8", "MIXUP.ENABLE", "True", "TRAIN.EVAL_PERIOD", "1",
-    ])
+    from tests.test_engine_train import tiny_opts
+
+    cfg = load_config(None, tiny_opts(
+        tmp_path / "out", "video", "MODEL.NUM_CLASSES", "2", "TEST.BATCH_SIZE", "6", "SOLVER.BASE_LR", "0.1",
+        "LOG_PERIOD", "10", "DATA.PATH_TO_DATA_DIR", str(root), "DATA.TRAIN_JITTER_SCALES", "[40, 48]",
+        "DATA.TEST_CROP_SIZE", "40", "DATA.MAX_FAILURE_FRACTION", "0.5", "DATA.OUTPUT_DTYPE", "uint8",
+        "MIXUP.ENABLE", "True", "TRAIN.EVAL_PERIOD", "1",
+    ))
     metrics = Trainer(cfg).train()
     assert metrics["val_num_samples"] == 4  # the garbage val entry is replaced by a good video
     summary = run_test(cfg)
