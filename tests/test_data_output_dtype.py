@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import default_collate
 
 from rs_image.engine import ConfigError, VideoTask, load_config
-from rs_image.engine.tasks import normalize_uint8
+from rs_image.data import normalize_uint8
 from rs_video.data import build_clip_transform, build_mixup, build_video_dataset, collate_clips
 from tests.videos import data_cfg, list_dataset
 

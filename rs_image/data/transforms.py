@@ -17,7 +17,7 @@ from typing import Sequence, Tuple, Union
 import torch
 from torchvision.transforms import v2
 
-__all__ = ["RandAugmentTF", "build_train_transform", "build_eval_transform", "eval_resize_size"]
+__all__ = ["RandAugmentTF", "build_train_transform", "build_eval_transform", "eval_resize_size", "normalize_uint8"]
 
 
 def _levels(num_bins: int, value_at_level_10: float) -> torch.Tensor:
@@ -143,3 +143,31 @@ def build_eval_transform(
             v2.Normalize(list(mean), list(std)),
         ]
     )
+
+
+def normalize_uint8(
+    x: torch.Tensor, mean: Sequence[float], std: Sequence[float], *,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """``(x / 255 - mean) / std`` of a uint8 (B, C, ...) batch as float32, on ``x``'s device.
+
+    Computed as ``(float(x) - 255 mean) / (255 std)``: one conversion into ``memory_format`` (whatever the
+    layout of ``x``, e.g. channels-last clips from :func:`rs_video.data.collate_clips`), then an in-place
+    subtraction and division. The video data set's float32 output (``rs_video.data.ClipTransform``) and the
+    engine's on-device normalisation of uint8 batches (``rs_image.engine.Task.prepare_input``) both call it,
+    so ``DATA.OUTPUT_DTYPE`` uint8 and float32 give the same model input.
+
+    Args:
+        x: uint8 tensor with channels in dimension 1 (any strides, e.g. channels-last clips).
+        mean, std: per-channel values on the [0, 1] scale (``DATA.MEAN``, ``DATA.STD``).
+        memory_format: layout of the result (e.g. ``torch.channels_last_3d``).
+    """
+    if x.dtype != torch.uint8 or x.ndim < 2:
+        raise ValueError(f"expected a uint8 (B, C, ...) tensor, got {x.dtype} of shape {tuple(x.shape)}")
+    channels = x.shape[1]
+    if len(mean) != channels or len(std) != channels:
+        raise ValueError(f"DATA.MEAN / DATA.STD have {len(mean)} / {len(std)} values for {channels} channels")
+    shape = (1, channels) + (1,) * (x.ndim - 2)
+    mean_255 = torch.tensor([255.0 * float(m) for m in mean], device=x.device).view(shape)
+    std_255 = torch.tensor([255.0 * float(s) for s in std], device=x.device).view(shape)
+    return x.to(torch.float32, memory_format=memory_format).sub_(mean_255).div_(std_255)

@@ -22,48 +22,22 @@ Register another task with :func:`register_task` (the config key ``TASK`` select
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from rs_image.data.transforms import normalize_uint8
 from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 
 from .config import register_choices
 
-__all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS", "normalize_uint8"]
+__all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS"]
 
 logger = logging.getLogger(__name__)
 
 Mixup = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
-
-
-def normalize_uint8(
-    x: torch.Tensor, mean: Sequence[float], std: Sequence[float], *,
-    memory_format: torch.memory_format = torch.contiguous_format,
-) -> torch.Tensor:
-    """``(x / 255 - mean) / std`` of a uint8 (B, C, ...) batch as float32, on ``x``'s device.
-
-    Computed as ``(float(x) - 255 mean) / (255 std)``: one conversion into ``memory_format`` (whatever the
-    layout of ``x``, e.g. channels-last clips from :func:`rs_video.data.collate_clips`), then an in-place
-    subtraction and division. This is the arithmetic of the video data set's float32 output
-    (``rs_video.data.ClipTransform``), so ``DATA.OUTPUT_DTYPE`` uint8 and float32 give the same model input.
-
-    Args:
-        x: uint8 tensor with channels in dimension 1 (any strides, e.g. channels-last clips).
-        mean, std: per-channel values on the [0, 1] scale (``DATA.MEAN``, ``DATA.STD``).
-        memory_format: layout of the result (e.g. ``torch.channels_last_3d``).
-    """
-    if x.dtype != torch.uint8 or x.ndim < 2:
-        raise ValueError(f"expected a uint8 (B, C, ...) tensor, got {x.dtype} of shape {tuple(x.shape)}")
-    channels = x.shape[1]
-    if len(mean) != channels or len(std) != channels:
-        raise ValueError(f"DATA.MEAN / DATA.STD have {len(mean)} / {len(std)} values for {channels} channels")
-    shape = (1, channels) + (1,) * (x.ndim - 2)
-    mean_255 = torch.tensor([255.0 * float(m) for m in mean], device=x.device).view(shape)
-    std_255 = torch.tensor([255.0 * float(s) for s in std], device=x.device).view(shape)
-    return x.to(torch.float32, memory_format=memory_format).sub_(mean_255).div_(std_255)
 
 
 class Task:
@@ -157,10 +131,7 @@ class ImageTask(Task):
         return build_image_dataset(cfg, split)
 
     def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        if not cfg.MIXUP.ENABLE:
-            return None
-        m = cfg.MIXUP
-        return BatchMixup(cfg.MODEL.NUM_CLASSES, m.ALPHA, m.CUTMIX_ALPHA, m.PROB, m.SWITCH_PROB)
+        return BatchMixup.from_cfg(cfg)
 
     def sample_name(self, dataset: Dataset, index: int) -> str:
         samples = getattr(dataset, "samples", None)
@@ -192,8 +163,6 @@ class VideoTask(Task):
         return collate_clips
 
     def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        if not cfg.MIXUP.ENABLE:
-            return None
         from rs_video.data import build_mixup
 
         return build_mixup(cfg)

@@ -36,6 +36,17 @@ class BatchMixup:
         self.prob = prob
         self.switch_prob = switch_prob
 
+    @classmethod
+    def from_cfg(cls, cfg) -> Optional["BatchMixup"]:
+        """From the ``MIXUP`` keys and ``MODEL.NUM_CLASSES``; None when ``MIXUP.ENABLE`` is off."""
+        if not cfg.MIXUP.ENABLE:
+            return None
+        m = cfg.MIXUP
+        return cls(
+            num_classes=int(cfg.MODEL.NUM_CLASSES), mixup_alpha=float(m.ALPHA), cutmix_alpha=float(m.CUTMIX_ALPHA),
+            prob=float(m.PROB), switch_prob=float(m.SWITCH_PROB),
+        )
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if torch.rand(()) >= self.prob:
             return images, F.one_hot(labels, self.num_classes).to(images.dtype)

@@ -362,7 +362,7 @@ def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     the other uint8 work after decoding). This stacks in (T, H, W, C) order instead (a plain copy, into
     shared memory in a worker, as ``default_collate`` does) and returns the batch as a (B, C, T, H, W)
     view with ``channels_last_3d`` strides; the device de-interleaves it while normalising
-    (:func:`rs_image.engine.tasks.normalize_uint8`). Float clips go through ``default_collate`` as they
+    (:func:`rs_image.data.normalize_uint8`). Float clips go through ``default_collate`` as they
     are, and so does every other key.
     """
     if not batch or not isinstance(batch[0], dict) or batch[0]["video"].dtype != torch.uint8:

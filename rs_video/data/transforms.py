@@ -41,6 +41,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from rs_image.data.transforms import RandAugmentTF
+from rs_image.data.transforms import normalize_uint8
 from rs_image.recipe.mixup import BatchMixup
 
 __all__ = [
@@ -180,10 +181,6 @@ class ClipTransform:
         self.crops = crops
         self.output_dtype = output_dtype
         self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
-        # The 1/255 scale is folded into the constants: (x - 255 m) / (255 s) on the uint8 values, the
-        # arithmetic of rs_image.engine.tasks.normalize_uint8 (the engine's on-device path for uint8 output).
-        self._mean_255 = torch.tensor([255.0 * m for m in self.mean]).view(-1, 1, 1, 1)
-        self._std_255 = torch.tensor([255.0 * s for s in self.std]).view(-1, 1, 1, 1)
 
     @property
     def num_crops(self) -> int:
@@ -228,9 +225,8 @@ class ClipTransform:
             return video
         # Convert straight into a contiguous (C, T, h, w) float tensor (the RGB de-interleave rides on the
         # conversion, the cheapest place for it on the CPU: measured against de-interleaving the uint8 bytes
-        # first) and normalise it in place, with the arithmetic of the engine's normalize_uint8.
-        out = video.to(torch.float32, memory_format=torch.contiguous_format)
-        return out.sub_(self._mean_255).div_(self._std_255)
+        # first) and normalise it in place: the engine's on-device normalisation of uint8 batches.
+        return normalize_uint8(video[None], self.mean, self.std)[0]
 
     def __call__(self, clip: torch.Tensor, spatial_index: int = 0) -> torch.Tensor:
         return self.finalize(self.prepare(clip), spatial_index)
@@ -310,12 +306,5 @@ class VideoMixup:
 
 def build_mixup(cfg) -> Optional[VideoMixup]:
     """:class:`VideoMixup` from the ``MIXUP`` keys and ``MODEL.NUM_CLASSES``, or None when disabled."""
-    if not cfg.MIXUP.ENABLE:
-        return None
-    return VideoMixup(
-        BatchMixup(
-            num_classes=int(cfg.MODEL.NUM_CLASSES), mixup_alpha=float(cfg.MIXUP.ALPHA),
-            cutmix_alpha=float(cfg.MIXUP.CUTMIX_ALPHA), prob=float(cfg.MIXUP.PROB),
-            switch_prob=float(cfg.MIXUP.SWITCH_PROB),
-        )
-    )
+    mixup = BatchMixup.from_cfg(cfg)
+    return None if mixup is None else VideoMixup(mixup)
