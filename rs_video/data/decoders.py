@@ -150,13 +150,23 @@ class OpenVideo(abc.ABC):
     num_frames: int
     fps: float
 
-    @abc.abstractmethod
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 (N, 3, H, W).
 
         Indices past the end are clamped to the last frame; the sampler never asks for them except through
-        a short-clip policy, and clamping keeps every backend identical there.
+        a short-clip policy, and clamping keeps every backend identical there. Each distinct frame is
+        decoded once, in increasing order (:meth:`_read_sorted`), and then put in the requested order.
         """
+        unique, inverse = _unique_sorted(self._clamp(indices))
+        return _reorder(self._read_sorted(unique), inverse).permute(0, 3, 1, 2)
+
+    @abc.abstractmethod
+    def _read_sorted(self, indices: List[int]) -> torch.Tensor:
+        """Frames at strictly increasing, in-range ``indices`` as uint8 (N, H, W, 3); raises VideoDecodeError."""
+
+    def _decode_error(self, error: Exception) -> VideoDecodeError:
+        """A backend's exception as the data set's "decode error" for this file."""
+        return VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300])
 
     def close(self) -> None:
         """Releases the file."""
@@ -245,13 +255,11 @@ class _TorchCodecVideo(OpenVideo):
                 path, "truncated", f"header promises {header_frames} frames, file holds {self.num_frames}"
             )
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        unique, inverse = _unique_sorted(self._clamp(indices))
+    def _read_sorted(self, indices: List[int]) -> torch.Tensor:
         try:
-            frames = self._decoder.get_frames_at(indices=unique).data
+            return self._decoder.get_frames_at(indices=indices).data
         except Exception as error:
-            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
-        return _reorder(frames, inverse).permute(0, 3, 1, 2)
+            raise self._decode_error(error) from error
 
     def close(self) -> None:
         self._decoder = None
@@ -279,16 +287,14 @@ class _DecordVideo(OpenVideo):
         self.num_frames = len(self._reader)
         self.fps = float(self._reader.get_avg_fps() or 0.0)
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        unique, inverse = _unique_sorted(self._clamp(indices))
+    def _read_sorted(self, indices: List[int]) -> torch.Tensor:
         try:
-            batch = self._reader.get_batch(unique)
+            batch = self._reader.get_batch(indices)
         except Exception as error:
-            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
+            raise self._decode_error(error) from error
         # decord returns its NDArray, or a torch tensor when someone (e.g. pytorchvideo's decord module)
         # switched decord's process-wide bridge to torch; accept both.
-        frames = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch.asnumpy())
-        return _reorder(frames, inverse).permute(0, 3, 1, 2)
+        return batch if isinstance(batch, torch.Tensor) else torch.from_numpy(batch.asnumpy())
 
     def close(self) -> None:
         self._reader = None
@@ -404,13 +410,12 @@ class _PyAVVideo(OpenVideo):
                     if index >= last:
                         return out
         except av.error.FFmpegError as error:
-            raise VideoDecodeError(self.path, "decode error", f"{type(error).__name__}: {error}"[:300]) from error
+            raise self._decode_error(error) from error
         finally:
             context.skip_frame = "DEFAULT"
         return out
 
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        unique, inverse = _unique_sorted(self._clamp(indices))
+    def _read_sorted(self, unique: List[int]) -> torch.Tensor:
         gaps = [i for i in range(1, len(unique)) if unique[i] - unique[i - 1] > _PYAV_RESEEK_GAP_FRAMES]
         decoded: Dict[int, torch.Tensor] = {}
         for start, stop in zip([0] + gaps, gaps + [len(unique)]):
@@ -439,7 +444,7 @@ class _PyAVVideo(OpenVideo):
                 if not earlier:
                     raise VideoDecodeError(self.path, "decode error", f"frame {index} not decodable")
                 frames.append(decoded[max(earlier)])
-        return _reorder(torch.stack(frames), inverse).permute(0, 3, 1, 2)
+        return torch.stack(frames)
 
     def close(self) -> None:
         if self._container is not None:
