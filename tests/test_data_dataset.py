@@ -8,6 +8,7 @@ import pickle
 import pytest
 import torch
 
+from rs_image.data.randomness import EpochIndex
 from rs_video.data import KineticsDataset, build_video_dataset
 from rs_video.data.testing import read_frame_index
 from tests.videos import BROKEN_KINDS, data_cfg, list_dataset, write_broken, write_list, write_video
@@ -36,7 +37,7 @@ def test_lengths_items_and_test_view_layout(good_root):
     train, val, test = (build_video_dataset(cfg, s) for s in ("train", "val", "test"))
     assert len(train) == len(val) == 3 and test.num_videos == 3 and test.num_views == 6 and len(test) == 18
     item = train[1]
-    assert set(item) == {"video", "label", "video_index", "view_index"}
+    assert set(item) == {"video", "label", "video_index", "view_index", "failed_reads"} and item["failed_reads"] == 0
     assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
     assert (item["label"], item["video_index"], item["view_index"]) == (1, 1, 0)
     assert val[2]["video"].shape == (3, 4, 40, 40)
@@ -115,20 +116,28 @@ def test_every_decoder_gives_identical_items(good_root):
         assert torch.equal(videos, reference), decoder
 
 
+def expected_substitution(dataset, index, epoch, good):
+    """(video used, candidates passed over) for ``index``: the first good one of its seeded candidates."""
+    for attempt in range(dataset.policy.num_retries + 1):
+        candidate = dataset.policy.candidate(index, epoch, attempt)
+        if candidate in good:
+            return candidate, attempt
+    raise AssertionError("no good candidate")
+
+
 def test_train_replaces_broken_videos_warns_once_per_file_and_counts_per_epoch(root, caplog):
     train = build_video_dataset(cfg_for(root), "train")
     assert train.num_videos == 8 and train.missing and train.missing[0].endswith("train_broken_missing.mp4")
     good = set(range(4))
-    with caplog.at_level(logging.WARNING, logger="rs_video.data.dataset"):
+    with caplog.at_level(logging.WARNING, logger="rs_image.data.failures"):
         for epoch in range(2):
-            items = [train[i] for i in range(len(train))]
-            assert all(it["video_index"] in good for it in items)
+            items = [train[EpochIndex(i, epoch)] for i in range(len(train))]
+            expected = [expected_substitution(train, i, epoch, good) for i in range(len(train))]
+            assert [(it["video_index"], it["failed_reads"]) for it in items] == expected
+            assert [n for _, n in expected[:4]] == [0] * 4 and all(n >= 1 for _, n in expected[4:])
             assert all(it["label"] == it["video_index"] % 2 for it in items)
             report = train.failure_report()
-            assert report.failed_videos == 4 and report.missing_videos == 1
-            # Epoch 1 may also draw a not-yet-known broken file as a substitute; epoch 2 only substitutes
-            # known-good videos, so exactly the 4 broken indices fail.
-            assert report.epoch_failures >= 4 if epoch == 0 else report.epoch_failures == 4
+            assert (report.num_failed, report.num_missing, report.num_samples) == (4, 1, 8)
     warned = [r.getMessage() for r in caplog.records]
     for kind in PRESENT_BROKEN:
         assert sum(f"train_broken_{kind}.mp4" in m for m in warned) == 1, kind
@@ -137,14 +146,30 @@ def test_train_replaces_broken_videos_warns_once_per_file_and_counts_per_epoch(r
     assert reasons[str(root / "videos/train_broken_audio_only.mp4")] == "no video stream"
     assert reasons[str(root / "videos/train_broken_missing.mp4")] == "missing"
     assert train.num_failed == 5
-    assert "4 failed loads this epoch" not in str(train.failure_report())  # reset after the last epoch
+    assert str(train.failure_report()).startswith("4 of 8 samples failed, 1 missing")
+
+
+def test_a_substituted_sample_is_the_same_whoever_loads_it(root):
+    """The substitute and the clip depend on (seed, epoch, index): a fresh data set (another worker that
+    knows no failures yet) returns the very same item as one that knows them all."""
+    seasoned = build_video_dataset(cfg_for(root), "train")
+    for i in range(len(seasoned)):
+        seasoned[i]  # learns every broken file
+    for index in (1, 5, 7):
+        fresh = build_video_dataset(cfg_for(root), "train")
+        a, b = fresh[EpochIndex(index, 3)], seasoned[EpochIndex(index, 3)]
+        assert (a["video_index"], a["failed_reads"]) == (b["video_index"], b["failed_reads"])
+        assert torch.equal(a["video"], b["video"])
+    other_epoch = seasoned[EpochIndex(1, 4)]["video"]
+    assert not torch.equal(other_epoch, seasoned[EpochIndex(1, 3)]["video"])  # a new epoch, a new crop
 
 
 def test_val_substitutes_too(root):
     val = build_video_dataset(cfg_for(root), "val")
     items = [val[i] for i in range(len(val))]
-    assert {it["video_index"] for it in items} <= set(range(4))
-    assert val.failure_report().epoch_failures >= 4 and val.num_failed == 5
+    expected = [expected_substitution(val, i, 0, set(range(4))) for i in range(len(val))]
+    assert [(it["video_index"], it["failed_reads"]) for it in items] == expected
+    assert val.num_failed == 5
 
 
 @pytest.mark.parametrize("context, workers", [("fork", 2), ("spawn", 1)])
@@ -154,18 +179,20 @@ def test_failure_counts_from_dataloader_workers_reach_the_main_process(root, con
         train, batch_size=3, shuffle=True, num_workers=workers, persistent_workers=True,
         multiprocessing_context=context,
     )
+    expected = sum(expected_substitution(train, i, 0, set(range(4)))[1] for i in range(len(train)))
     for epoch in range(2 if context == "fork" else 1):
         batches = list(loader)
         assert sum(b["video"].shape[0] for b in batches) == len(train)
         assert set(torch.cat([b["video_index"] for b in batches]).tolist()) <= set(range(4))
-        report = train.failure_report(reset=True)
-        # Each broken file fails once per epoch (a worker may rarely pick one as a substitute before the
-        # other worker has marked it, hence >=).
-        assert report.epoch_failures >= 4 and report.failed_videos == 4
+        assert sum(int(b["failed_reads"].sum()) for b in batches) == expected  # exact, whichever worker
+        report = train.failure_report()
+        assert (report.num_failed, report.num_missing) == (4, 1)
 
 
 def test_test_mode_marks_failures_and_never_substitutes(root, caplog):
     test = build_video_dataset(cfg_for(root), "test")
+    counting = CountingDecoder(test.decoder, [test.path(v) for v in range(test.num_videos)])
+    test.decoder = counting
     assert len(test) == 8 * 6
     items = [test[i] for i in range(len(test))]
     for item in items:
@@ -175,7 +202,7 @@ def test_test_mode_marks_failures_and_never_substitutes(root, caplog):
             assert torch.count_nonzero(item["video"]) == 0 and item["video"].shape == (3, 4, 40, 40)
     assert [it["video_index"] for it in items] == [i // 6 for i in range(48)]
     assert test.num_failed == 5 and len(test.failures) == 5
-    assert test.failure_report().epoch_failures == 4  # a failed video is tried once, not once per view
+    assert counting.opens.tolist() == [[1] * 8]  # a failed video is tried once, not once per view
 
 
 def test_test_mode_stops_above_the_failure_fraction(root):
@@ -215,7 +242,7 @@ def test_all_failing_test_set_raises(all_broken):
 
 def test_retries_are_bounded(root):
     train = build_video_dataset(cfg_for(root, DATA__NUM_RETRIES=0), "train")
-    with pytest.raises(RuntimeError, match=r"could not load a clip in 1 attempts .*NUM_RETRIES=0"):
+    with pytest.raises(RuntimeError, match=r"could not load video 5 or any of 0 substitutes \(DATA.NUM_RETRIES=0\)"):
         train[5]  # a broken file, and no retry allowed
 
 
@@ -225,8 +252,9 @@ def test_short_video_is_padded_not_a_failure(tmp_path, policy, expected):
     write_list(tmp_path / "train.csv", [("short.mp4", 1)])
     train = build_video_dataset(cfg_for(tmp_path, DATA__SHORT_CLIP_POLICY=policy), "train")
     assert [read_frame_index(f) for f in train._decode(0, 0)] == expected
-    assert train[0]["video"].shape == (3, 4, 32, 32)
-    assert train.failure_report().epoch_failures == 0
+    item = train[0]
+    assert item["video"].shape == (3, 4, 32, 32) and item["failed_reads"] == 0
+    assert train.num_failed == 0
 
 
 @pytest.mark.parametrize("policy", ["repeat_last", "loop"])

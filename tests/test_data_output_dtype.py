@@ -9,7 +9,8 @@ from torch.utils.data import default_collate
 
 from rs_image.engine import ConfigError, VideoTask, load_config
 from rs_image.data import normalize_uint8
-from rs_video.data import build_clip_transform, build_mixup, build_video_dataset, collate_clips
+from rs_image.recipe import BatchMixup
+from rs_video.data import build_clip_transform, build_video_dataset, collate_clips
 from tests.videos import data_cfg, list_dataset
 
 
@@ -81,7 +82,7 @@ def test_mixup_after_normalising_uint8_matches_float32(root):
     cfg = cfg_for(root, "uint8", MIXUP__ENABLE=True)
     float_batch = default_collate(items(build_video_dataset(cfg_for(root, "float32"), "val"), range(3)))
     raw_batch = default_collate(items(build_video_dataset(cfg, "val"), range(3)))
-    mixup = build_mixup(cfg)
+    mixup = BatchMixup.from_cfg(cfg)
     results = []
     for batch in (float_batch, raw_batch):
         torch.manual_seed(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rs_video.data import UniformSpatialCrop, build_clip_transform, build_mixup
+from rs_video.data import UniformSpatialCrop, build_clip_transform
 from rs_video.data.transforms import RandomShortSideScaleCrop
 from tests.videos import data_cfg
 
@@ -122,28 +122,3 @@ def test_uniform_spatial_crop_placement_rule():
     assert [crops.box(10, 40, i) for i in range(4)] == [(0, 0), (0, 10), (0, 20), (0, 30)]
     assert UniformSpatialCrop(10, 1).box(10, 41, 0) == (0, 15)
     assert [crops.box(31, 10, i) for i in range(4)] == [(0, 0), (7, 0), (14, 0), (21, 0)]
-
-
-def test_mixup_disabled_by_default_and_video_mixing_when_enabled():
-    assert build_mixup(data_cfg(".")) is None
-    torch.manual_seed(0)
-    clips = torch.rand(4, 3, 5, 16, 16)
-    labels = torch.tensor([0, 1, 1, 0])
-    # CutMix only: the same box is cut out of every frame.
-    cutmix = build_mixup(data_cfg(".", MIXUP__ENABLE=True, MIXUP__SWITCH_PROB=1.0))
-    mixed, targets = cutmix(clips, labels)
-    assert mixed.shape == clips.shape and targets.shape == (4, 2)
-    assert torch.allclose(targets.sum(1), torch.ones(4))
-    changed = (mixed != clips).any(dim=1)  # (B, T, H, W)
-    assert torch.equal(changed, changed[:, :1].expand_as(changed))
-    # MixUp only: one mixing weight for the whole clip.
-    mixup = build_mixup(data_cfg(".", MIXUP__ENABLE=True, MIXUP__CUTMIX_ALPHA=0.0))
-    labels = torch.tensor([0, 1, 1, 1])  # sample 0 (class 0) is mixed with sample 3 (class 1)
-    mixed, targets = mixup(clips, labels)
-    lam = targets[0, 0]
-    expected = lam * clips[0] + (1 - lam) * clips[-1]  # mixed with the rolled batch
-    assert torch.allclose(mixed[0], expected, atol=1e-5)
-    # PROB 0: untouched clips and one-hot targets.
-    never = build_mixup(data_cfg(".", MIXUP__ENABLE=True, MIXUP__PROB=0.0))
-    same, onehot = never(clips, labels)
-    assert torch.equal(same, clips) and torch.equal(onehot.argmax(1), labels)

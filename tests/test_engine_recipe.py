@@ -11,6 +11,7 @@ from torch import nn
 
 from rs_image.engine.config import get_cfg
 from rs_image.recipe import (
+    BatchMixup,
     ModelEma,
     build_cosine_warmup_scheduler,
     build_loss,
@@ -26,6 +27,7 @@ from rs_image.recipe import (
     tf_to_torch_bn_momentum,
     update_precise_bn,
 )
+from tests.videos import data_cfg
 
 
 def _tiny_net() -> nn.Module:
@@ -217,3 +219,29 @@ def test_model_kwargs_and_stochastic_depth_schedule():
     rates = sorted(stochastic_depth_rates(model).values())
     assert rates == pytest.approx([0.04, 0.06, 0.08, 0.10])  # base x (stage + 2) / 5
     assert model.pretrained_cfg["dropout"] == 0.3
+
+
+def test_mixup_disabled_by_default_and_video_mixing_when_enabled():
+    """One MixUp/CutMix for images and clips: on clips CutMix cuts one box out of every frame."""
+    assert BatchMixup.from_cfg(data_cfg(".")) is None
+    torch.manual_seed(0)
+    clips = torch.rand(4, 3, 5, 16, 16)
+    labels = torch.tensor([0, 1, 1, 0])
+    # CutMix only: the same box is cut out of every frame.
+    cutmix = BatchMixup.from_cfg(data_cfg(".", MIXUP__ENABLE=True, MIXUP__SWITCH_PROB=1.0))
+    mixed, targets = cutmix(clips, labels)
+    assert mixed.shape == clips.shape and targets.shape == (4, 2)
+    assert torch.allclose(targets.sum(1), torch.ones(4))
+    changed = (mixed != clips).any(dim=1)  # (B, T, H, W)
+    assert torch.equal(changed, changed[:, :1].expand_as(changed))
+    # MixUp only: one mixing weight for the whole clip.
+    mixup = BatchMixup.from_cfg(data_cfg(".", MIXUP__ENABLE=True, MIXUP__CUTMIX_ALPHA=0.0))
+    labels = torch.tensor([0, 1, 1, 1])  # sample 0 (class 0) is mixed with sample 3 (class 1)
+    mixed, targets = mixup(clips, labels)
+    lam = targets[0, 0]
+    expected = lam * clips[0] + (1 - lam) * clips[-1]  # mixed with the rolled batch
+    assert torch.allclose(mixed[0], expected, atol=1e-5)
+    # PROB 0: untouched clips and one-hot targets.
+    never = BatchMixup.from_cfg(data_cfg(".", MIXUP__ENABLE=True, MIXUP__PROB=0.0))
+    same, onehot = never(clips, labels)
+    assert torch.equal(same, clips) and torch.equal(onehot.argmax(1), labels)

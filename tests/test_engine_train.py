@@ -1,5 +1,5 @@
 """End-to-end engine tests: short training runs (video and image tasks), multi-view test, non-finite loss,
-initial weights with inflation, exact resume after SIGKILL, checkpoint fallback, 2-process DDP (gloo)."""
+initial weights with inflation, checkpoint fallback, 2-process DDP (gloo). Exact resume: test_engine_resume.py."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ import csv
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -22,6 +18,7 @@ from torch.utils.data import Dataset
 from rs_image.engine import ImageTask, NonFiniteLossError, Trainer, VideoTask, load_config, run_test
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.launch import train_main
+from tests.images import jpeg_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARCH = "{'stage_widths': (8, 16, 32, 64), 'stage_depths': (1, 1, 1, 1), 'stem_width': 8}"
@@ -154,22 +151,8 @@ def test_two_step_training_video_task_then_multiview_test(tmp_path):
     assert [float(v) for v in rows[0]["top4_scores"].split()] == pytest.approx(top.values.tolist(), abs=1e-4)
 
 
-def _jpeg_folder(root: Path, per_class: Dict[str, int], classes: int = 4) -> Path:
-    from torchvision.io import encode_jpeg, write_file
-
-    g = torch.Generator().manual_seed(0)
-    for split, n in per_class.items():
-        for c in range(classes):
-            folder = root / split / f"class{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                img = (torch.rand(3, 36, 40, generator=g) * 60).to(torch.uint8) + 40 * c
-                write_file(str(folder / f"{i}.jpg"), encode_jpeg(img))
-    return root
-
-
 def test_two_step_training_image_task_cli_bf16_precise_bn(tmp_path):
-    data = _jpeg_folder(tmp_path / "data", {"train": 2, "val": 1})
+    data = jpeg_folder(tmp_path / "data", {"train": 2, "val": 1})
     # test split = val; in val mode the broken file is replaced by another image, in test mode it fails
     (data / "val" / "class3" / "broken.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
@@ -268,58 +251,6 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path, caplog):
     assert "last.pyth" in caplog.text and "checkpoint_epoch_00002.pyth" in caplog.text
     trainer.train()
     assert load_checkpoint(ckpts / "last.pyth")["global_step"] == 3
-
-
-# ------------------------------------------------------------------------------------------------------
-# Exact resume after SIGKILL (tools/train_net.py in a subprocess)
-# ------------------------------------------------------------------------------------------------------
-def _train_cmd(data: Path, out: Path) -> List[str]:
-    return [
-        sys.executable, str(ROOT / "tools" / "train_net.py"),
-        *tiny_opts(out, "image", "DATA.PATH_TO_DATA_DIR", str(data), "DETERMINISTIC", "True",
-                   "SOLVER.MAX_EPOCH", "2", "SOLVER.WARMUP_EPOCHS", "0.5", "TRAIN.CHECKPOINT_STEP_PERIOD", "3",
-                   "TRAIN.EVAL_PERIOD", "1", "TEST.ENABLE", "False", "MODEL.DROP_PATH_RATE", "0.2",
-                   "MODEL.DROPOUT_RATE", "0.2", "TRAIN.BATCH_SIZE", "2", "LOG_PERIOD", "4"),
-    ]
-
-
-def _env() -> Dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
-
-
-def test_resume_after_sigkill_is_exact(tmp_path):
-    data = _jpeg_folder(tmp_path / "data", {"train": 8, "val": 1})  # 32 images: 16 steps per epoch
-    reference = subprocess.run(_train_cmd(data, tmp_path / "reference"), env=_env(), capture_output=True, text=True)
-    assert reference.returncode == 0, reference.stderr[-3000:]
-
-    out = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(data, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = out / "checkpoints" / "last.pyth"
-    while not last.exists() and proc.poll() is None:
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert load_checkpoint(last)["global_step"] < 32
-
-    resumed = subprocess.run(_train_cmd(data, out), env=_env(), capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    events = [r for r in _records(out) if r["type"] == "event" and r.get("event") == "resume"]
-    assert len(events) == 1
-
-    a = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pyth")
-    b = load_checkpoint(last)
-    assert a["global_step"] == b["global_step"] == 32
-    for part in ("model_state", "ema_state"):
-        for key, value in a[part].items():
-            assert torch.equal(value, b[part][key]), f"{part}.{key} differs after resume"
-    for pid, st in a["optimizer_state"]["state"].items():
-        assert torch.equal(st["momentum_buffer"], b["optimizer_state"]["state"][pid]["momentum_buffer"])
-    val_a = [r["ema_top1"] for r in _records(tmp_path / "reference") if r["type"] == "val"]
-    val_b = [r["ema_top1"] for r in _records(out) if r["type"] == "val"]
-    assert val_a[-1] == val_b[-1]
 
 
 # ------------------------------------------------------------------------------------------------------

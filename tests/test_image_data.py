@@ -19,14 +19,10 @@ from rs_image.data import (
     build_train_transform,
 )
 from rs_image.engine.config import get_cfg
+from tests.images import write_jpeg
 
 CLASSES = ("ant", "bee", "cat")
 SIZE = 24
-
-
-def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path, format="JPEG", quality=95)
 
 
 @pytest.fixture()
@@ -39,10 +35,10 @@ def image_tree(tmp_path: Path) -> Path:
             # Each class has its own flat colour so that a label can be checked against the pixels.
             rgb = np.zeros((30 + i, 40, 3), np.uint8)
             rgb[..., label] = 200
-            _write_jpeg(tmp_path / "train" / name / f"{name}_{i}.JPEG", rgb)
+            write_jpeg(tmp_path / "train" / name / f"{name}_{i}.JPEG", rgb)
     (tmp_path / "train" / "bee" / "corrupt.JPEG").write_bytes(b"\xff\xd8\xff\xe0" + rng.bytes(300))
     (tmp_path / "train" / "bee" / "empty.JPEG").write_bytes(b"")
-    _write_jpeg(tmp_path / "val" / "ant" / "a.JPEG", np.full((36, 28, 3), 90, np.uint8))
+    write_jpeg(tmp_path / "val" / "ant" / "a.JPEG", np.full((36, 28, 3), 90, np.uint8))
     grey = tmp_path / "val" / "bee" / "grey.JPEG"
     grey.parent.mkdir(parents=True)
     Image.fromarray(np.full((36, 28), 150, np.uint8), mode="L").save(grey, format="JPEG")
@@ -87,7 +83,12 @@ def test_train_split_substitutes_broken_images_and_counts_them(image_tree: Path,
     broken = {i for i, (p, _) in enumerate(dataset.samples) if Path(p).name in ("corrupt.JPEG", "empty.JPEG")}
     assert len(broken) == 2
 
-    caplog.set_level(logging.WARNING, logger="rs_image.data.imagenet")
+    caplog.set_level(logging.WARNING, logger="rs_image.data.failures")
+    good = set(range(len(dataset))) - broken
+
+    def passed_over(index: int) -> int:  # candidates before the first good one (epoch 0: plain int indices)
+        return next(a for a in range(11) if dataset.policy.candidate(index, 0, a) in good)
+
     total_failed = 0
     for _epoch in range(2):
         loader = DataLoader(dataset, batch_size=5, shuffle=False, num_workers=0)
@@ -98,11 +99,11 @@ def test_train_split_substitutes_broken_images_and_counts_them(image_tree: Path,
                 assert int(index) not in broken
                 assert dataset.samples[int(index)][1] == int(label)
                 assert _channel_of_label(image) == int(label)  # the pixels belong to the returned label
-    # Each broken file fails once per epoch; its warning is printed only once.
-    assert total_failed >= 4
+    # Each broken file is replaced in every epoch, counted exactly; its warning is printed only once.
+    assert total_failed == 2 * sum(passed_over(i) for i in broken) and total_failed >= 4
     assert set(dataset.failures) == {dataset.samples[i][0] for i in broken}
     assert dataset.num_failed == 2
-    warnings = [r for r in caplog.records if "unreadable image" in r.getMessage()]
+    warnings = [r for r in caplog.records if "skipping image" in r.getMessage()]
     assert len(warnings) == 2
 
 
@@ -119,8 +120,12 @@ def test_retries_are_bounded(tmp_path: Path) -> None:
         (tmp_path / "train" / "x").mkdir(parents=True, exist_ok=True)
         (tmp_path / "train" / "x" / f"{i}.jpg").write_bytes(b"not a jpeg")
     dataset = ImageFolderDataset(tmp_path / "train", build_eval_transform(SIZE), num_retries=4)
-    with pytest.raises(RuntimeError, match=r"4 consecutive images could not be read.*\.jpg"):
+    tried = {dataset.policy.candidate(0, 0, a) for a in range(5)}
+    message = (r"all 3 images failed to load" if len(tried) == 3 else
+               r"could not load image 0 or any of 4 substitutes \(DATA.NUM_RETRIES=4\).*0\.jpg: unreadable")
+    with pytest.raises(RuntimeError, match=message):
         dataset[0]
+    assert dataset.num_failed == len(tried)
 
 
 def test_test_split_marks_failures_and_keeps_every_item(image_tree: Path) -> None:

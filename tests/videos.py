@@ -5,7 +5,7 @@ Import explicitly (``from tests.videos import ...``); nothing here is a fixture.
 
 from __future__ import annotations
 
-import os
+import random
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
 
@@ -37,7 +37,7 @@ def write_broken(path, kind: str) -> Path:
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
     elif kind == "garbage":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(random.Random(0).randbytes(4096))  # fixed bytes: random ones can look like a stream
     elif kind == "audio_only":
         write_audio_only_file(path, seconds=0.5)
     else:

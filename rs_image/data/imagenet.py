@@ -1,22 +1,23 @@
 """ImageNet-style folder data sets (``<root>/<split>/<class>/<image>``) with the ResNet-RS transforms.
 
-Unreadable images (zero-byte, truncated, not an image) never stop a run:
+Unreadable images (zero-byte, truncated, not an image) never stop a run; the policy is the one video data
+sets follow (:mod:`rs_image.data.failures`):
 
-* ``train`` / ``val``: the item is replaced by another randomly chosen image (deterministic in the
-  requested index and the attempt, up to ``num_retries`` attempts), a warning is logged once per file
-  and process, and the item reports how many reads failed on its way (``failed_reads``), so a trainer can
-  count failures per epoch across loader workers and ranks by summing that field.
+* ``train`` / ``val``: the item is replaced by another image chosen by a generator seeded from
+  ``(seed, epoch, index, attempt)``, a warning is logged once per file, and the item reports how many
+  candidates were passed over (``failed_reads``), so a trainer counts failures by summing that field.
 * ``test``: every item is returned, with ``failed=True`` and a zero image when it could not be read, so
   an evaluator can leave it out and report how many failed.
 
-In every process the dataset also keeps ``failures`` (path -> reason) and ``num_failed``.
+Augmentation randomness belongs to the sample (:mod:`rs_image.data.randomness`): the crop, flip and
+RandAugment ops of a training image depend on ``(seed, epoch, index, attempt)`` only. ``failures``
+(path -> reason) and ``num_failed`` include what every DataLoader worker found.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -33,6 +34,7 @@ except ImportError:  # TorchCodec is optional for image work; torchvision still 
 
     _RGB = ImageReadMode.RGB
 
+from .failures import FILE_REASONS, FailurePolicy, SampleLoadError, check_file
 from .transforms import build_eval_transform, build_train_transform
 
 __all__ = ["ImageFolderDataset", "read_image", "build_image_dataset", "image_model_defaults"]
@@ -60,8 +62,8 @@ class ImageFolderDataset(Dataset):
         mode: "train", "val" or "test" (failure policy, see the module docstring).
         class_to_idx: class folder name -> label; default: the sorted sub-folders of ``folder``. Pass the
             train split's mapping to evaluate a split that lacks some classes.
-        num_retries: attempts per item in train/val mode before giving up with an error.
-        seed: seed of the substitute choice (train/val).
+        num_retries: substitutes tried per item in train/val mode before giving up with an error.
+        seed: ``RNG_SEED``: seeds the augmentation and the substitute choice of every sample.
         reader: decodes a path into uint8 (3, H, W) (default :func:`read_image`).
 
     Items are dicts ``image`` (float (3, H, W)), ``label`` (int), ``index`` (int, the index of the image
@@ -81,8 +83,8 @@ class ImageFolderDataset(Dataset):
     ) -> None:
         if mode not in SPLITS:
             raise ValueError(f"mode must be one of {SPLITS}, got {mode!r}")
-        if num_retries < 1:
-            raise ValueError(f"num_retries must be >= 1, got {num_retries}")
+        if num_retries < 0:
+            raise ValueError(f"num_retries must be >= 0, got {num_retries}")
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.folder}")
@@ -102,70 +104,60 @@ class ImageFolderDataset(Dataset):
             raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {self.folder}/<class>/")
         self.transform = transform
         self.mode = mode
-        self.num_retries = num_retries
-        self.seed = seed
         self.reader = reader
-        self.failures: Dict[str, str] = {}
+        self.policy = FailurePolicy(
+            len(self.samples), self.path, FILE_REASONS, seed=seed, num_retries=num_retries,
+            source=str(self.folder), kind="image",
+        )
         self._item_shape: Optional[torch.Size] = None
 
     @property
+    def failures(self) -> Dict[str, str]:
+        """Path -> reason of every image that failed to load so far (all DataLoader workers)."""
+        return self.policy.failures
+
+    @property
     def num_failed(self) -> int:
-        """Number of distinct files that failed to load in this process."""
-        return len(self.failures)
+        """Number of distinct images that failed to load so far (all DataLoader workers)."""
+        return self.policy.num_failed
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def path(self, index: int) -> str:
+        return self.samples[index][0]
+
     def _load(self, index: int) -> torch.Tensor:
         path, _ = self.samples[index]
-        return self.transform(self.reader(path))
-
-    def _record_failure(self, index: int, err: Exception) -> None:
-        path = self.samples[index][0]
-        if path not in self.failures:  # warn once per file (and process)
-            logger.warning("skipping unreadable image %s: %s", path, err)
-        self.failures[path] = f"{type(err).__name__}: {err}"
+        try:
+            check_file(path)
+            image = self.reader(path)
+        except SampleLoadError:
+            raise
+        except Exception as err:  # any decoder error means an unreadable file for the user
+            raise SampleLoadError(path, "unreadable", f"{type(err).__name__}: {err}".splitlines()[0][:300]) from err
+        return self.transform(image)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
         if self.mode == "test":
-            try:
-                image, failed = self._load(index), False
-            except Exception as err:  # any decode/transform error: report it, never stop the evaluation
-                self._record_failure(index, err)
-                image, failed = None, True
-            if image is None:
+            index = int(index)
+            image = self.policy.load_or_none(index, self._load)
+            failed = image is None
+            if failed:
                 # The shape of a good item, so that batches collate; the evaluator drops failed items.
                 image = torch.zeros(self._good_item_shape())
             return dict(image=image, label=self.samples[index][1], index=index, failed=failed)
-
-        rng = random.Random(self.seed * 1_000_003 + index)
-        tried = []
-        candidate = index
-        for _ in range(self.num_retries):
-            try:
-                image = self._load(candidate)
-            except Exception as err:
-                self._record_failure(candidate, err)
-                tried.append(self.samples[candidate][0])
-                candidate = rng.randrange(len(self.samples))
-                continue
-            return dict(image=image, label=self.samples[candidate][1], index=candidate, failed_reads=len(tried))
-        raise RuntimeError(
-            f"{self.num_retries} consecutive images could not be read starting from index {index} of {self.folder}: "
-            + "; ".join(f"{p} ({self.failures[p]})" for p in tried)
-        )
+        image, used, failed_reads = self.policy.load(index, self._load)
+        return dict(image=image, label=self.samples[used][1], index=used, failed_reads=failed_reads)
 
     def _good_item_shape(self) -> torch.Size:
         """Shape of a transformed readable image (found once, for the zero image of failed test items)."""
         if self._item_shape is None:
             for i in range(len(self.samples)):
-                if self.samples[i][0] in self.failures:
-                    continue
-                try:
-                    self._item_shape = self._load(i).shape
+                image = self.policy.load_or_none(i, self._load)
+                if image is not None:
+                    self._item_shape = image.shape
                     break
-                except Exception as err:
-                    self._record_failure(i, err)
             else:
                 raise RuntimeError(f"no image under {self.folder} can be read")
         return self._item_shape

@@ -163,9 +163,7 @@ class VideoTask(Task):
         return collate_clips
 
     def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        from rs_video.data import build_mixup
-
-        return build_mixup(cfg)
+        return BatchMixup.from_cfg(cfg)
 
     def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:
         path = cfg.TRAIN.CHECKPOINT_FILE_PATH

@@ -8,11 +8,12 @@ the raw and the EMA weights.
 Exact resume. ``last.pyth`` holds everything that decides the rest of the run: weights, EMA, optimizer,
 scheduler, grad scaler, the position in the data order (epoch and step; the order itself is a function
 of ``RNG_SEED`` and the epoch, ``DistributedSampler``'s rule) and the Python/NumPy/torch RNG states of
-every rank. Written every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps, it makes a run killed at any point and
-resumed bit-identical to an uninterrupted one in deterministic CPU mode (``DETERMINISTIC True``,
-``DATA_LOADER.NUM_WORKERS 0``; with loader workers the augmentation RNG lives in the workers and a
-resumed run is statistically, not bitwise, equivalent). Validation runs with saved-and-restored RNG
-states so it never changes the training randomness.
+every rank (dropout, drop-path, MixUp). The data pipeline holds no state worth saving: every random choice
+about a sample is drawn from ``(RNG_SEED, epoch, sample index, attempt)`` (:mod:`rs_image.data.randomness`),
+whichever worker loads it. Written every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps, it makes a run killed at
+any point and resumed bit-identical to an uninterrupted one on the CPU, with any number of loader
+workers, persistent or not; the number of workers does not change the result either. Validation runs
+with saved-and-restored RNG states so it never changes the training randomness.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from rs_image.data.randomness import EpochIndex
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
@@ -91,7 +93,9 @@ class ResumableDistributedSampler(DistributedSampler):
     """``DistributedSampler`` that can start part-way through an epoch (for mid-epoch resume).
 
     The order of an epoch depends only on ``seed`` and the epoch (``set_epoch``); ``set_start_index(n)``
-    skips the first ``n`` indices of this rank's share.
+    skips the first ``n`` indices of this rank's share. Indices are
+    :class:`~rs_image.data.randomness.EpochIndex` (ints that carry the epoch), so a data set draws each
+    sample's randomness from ``(seed, epoch, index)`` in whichever worker loads it.
     """
 
     def __init__(self, dataset: Dataset, **kwargs: Any) -> None:
@@ -102,7 +106,8 @@ class ResumableDistributedSampler(DistributedSampler):
         self.start_index = max(0, int(start_index))
 
     def __iter__(self) -> Iterator[int]:
-        return itertools.islice(super().__iter__(), self.start_index, None)
+        indices = itertools.islice(super().__iter__(), self.start_index, None)
+        return (EpochIndex(i, self.epoch) for i in indices)
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start_index)
@@ -499,9 +504,6 @@ class Trainer:
         finally:
             bar.close()
             del iterator
-        report = getattr(self.train_set, "failure_report", None)
-        if callable(report):  # video data sets count failed loads per epoch across their workers
-            epoch_failed_reads += int(report(reset=True).epoch_failures)
         totals = du.all_reduce_sum(torch.tensor(
             [epoch_loss.total, epoch_loss.count, float(epoch_failed_reads)], dtype=torch.float64, device=self.device
         ))
@@ -618,7 +620,7 @@ class Trainer:
 
     def update_precise_bn(self, epoch: int) -> None:
         """Recompute BN statistics of the raw and EMA networks on training batches (fvcore precise BN)."""
-        sampler = DistributedSampler(
+        sampler = ResumableDistributedSampler(
             self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank, shuffle=True,
             seed=self.cfg.RNG_SEED + 1, drop_last=True,
         )

@@ -1,6 +1,6 @@
-"""Batch-level MixUp / CutMix for image batches, from ``torchvision.transforms.v2``.
+"""Batch-level MixUp / CutMix for image and video batches, from ``torchvision.transforms.v2``.
 
-Not part of the ResNet-RS ImageNet recipe (which uses RandAugment, label smoothing, dropout and
+Not part of the ResNet-RS recipes (which use RandAugment or scale jitter, label smoothing, dropout and
 stochastic depth); offered for fine-tuning experiments with the SlowFast/timm ``MIXUP.*`` keys.
 """
 
@@ -10,6 +10,7 @@ from typing import Optional, Tuple
 
 import torch
 from torch.nn import functional as F
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 __all__ = ["BatchMixup"]
@@ -18,8 +19,10 @@ __all__ = ["BatchMixup"]
 class BatchMixup:
     """With probability ``prob`` apply CutMix (probability ``switch_prob``) or MixUp to a batch.
 
-    ``__call__(images (B, C, H, W), labels (B,)) -> (images, soft targets (B, num_classes))``; a batch
-    left unmixed gets one-hot targets, so the loss always sees the same target type.
+    ``__call__(x, labels (B,)) -> (x, soft targets (B, num_classes))`` for images (B, C, H, W) and clips
+    (B, C, T, H, W); a clip batch is handed to torchvision as a ``tv_tensors.Video`` so that CutMix cuts
+    the same box out of every frame and MixUp mixes whole clips. A batch left unmixed gets one-hot
+    targets, so the loss always sees the same target type.
     """
 
     def __init__(
@@ -47,10 +50,15 @@ class BatchMixup:
             prob=float(m.PROB), switch_prob=float(m.SWITCH_PROB),
         )
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim not in (4, 5):
+            raise ValueError(f"expected images (B, C, H, W) or clips (B, C, T, H, W), got shape {tuple(x.shape)}")
         if torch.rand(()) >= self.prob:
-            return images, F.one_hot(labels, self.num_classes).to(images.dtype)
+            return x, F.one_hot(labels, self.num_classes).to(x.dtype)
         use_cutmix = self.cutmix is not None and (self.mixup is None or torch.rand(()) < self.switch_prob)
         op = self.cutmix if use_cutmix else self.mixup
         assert op is not None
-        return op(images, labels)
+        if x.ndim == 4:
+            return op(x, labels)
+        mixed, targets = op(tv_tensors.Video(x.transpose(1, 2)), labels)  # torchvision's Video is (B, T, C, H, W)
+        return mixed.as_subclass(torch.Tensor).transpose(1, 2), targets

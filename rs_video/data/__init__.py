@@ -5,7 +5,6 @@ Main entry points (see docs/data.md):
 * :func:`build_video_dataset` ``(cfg, split)`` -> data set whose items are
   ``dict(video=(C, T, H, W) float32 normalised or uint8 (DATA.OUTPUT_DTYPE), label, video_index,
   view_index[, failed])``;
-* :func:`build_mixup` ``(cfg)`` -> batch MixUp/CutMix callable or None.
 
 Multi-view test ensembling (each view counted once, also under DDP) is the engine's
 :class:`rs_image.engine.MultiViewAggregator`; normalisation of uint8 batches on the device is
@@ -16,7 +15,7 @@ fix for users who want it on current torchvision.
 """
 
 from .annotations import AnnotationError, SplitAnnotations, VideoRecord, load_split
-from .dataset import FailureReport, KineticsDataset, build_video_dataset, collate_clips
+from .dataset import KineticsDataset, build_video_dataset, collate_clips
 from .decoders import (
     FAILURE_REASONS,
     DecordDecoder,
@@ -30,14 +29,13 @@ from .decoders import (
 from .pytorchvideo_backend import PyTorchVideoKinetics
 from .pytorchvideo_compat import enable_pytorchvideo_transforms
 from .sampling import ClipSampler
-from .transforms import OUTPUT_DTYPES, ClipTransform, UniformSpatialCrop, VideoMixup, build_clip_transform, build_mixup
+from .transforms import OUTPUT_DTYPES, ClipTransform, UniformSpatialCrop, build_clip_transform
 
 __all__ = [
     "AnnotationError",
     "SplitAnnotations",
     "VideoRecord",
     "load_split",
-    "FailureReport",
     "KineticsDataset",
     "build_video_dataset",
     "collate_clips",
@@ -55,7 +53,5 @@ __all__ = [
     "OUTPUT_DTYPES",
     "ClipTransform",
     "UniformSpatialCrop",
-    "VideoMixup",
     "build_clip_transform",
-    "build_mixup",
 ]

@@ -21,46 +21,53 @@ engine's :class:`~rs_image.engine.evaluator.ShardedEvalSampler` (contiguous shar
 views are split across DataLoader batches is decoded once by each worker that gets some of them (a
 ``TEST.BATCH_SIZE`` that is a multiple of the views per video avoids that).
 
-Broken input (missing, zero-byte, truncated, garbage, audio-only or frameless files):
+Broken input (missing, zero-byte, truncated, garbage, audio-only or frameless files) follows the policy
+shared with the image data sets (:mod:`rs_image.data.failures`):
 
-* train / val: the item is replaced by another random video (up to ``DATA.NUM_RETRIES`` decode attempts,
-  never drawing a video already known to fail); a warning names the path and reason once per file; the
-  failures are counted per epoch (:meth:`KineticsDataset.failure_report`). When every video of the data
-  set has failed, or the retries run out, the first batch raises an error saying so; an epoch is never
-  silently empty and nothing hangs.
+* train / val: the item is replaced by another video, chosen by a generator seeded from
+  ``(RNG_SEED, epoch, index, attempt)`` (up to ``DATA.NUM_RETRIES`` substitutes; a video known to fail is
+  passed over without being opened again); a warning names the path and reason once per file; the item's
+  ``failed_reads`` says how many candidates were passed over, so the engine counts replaced loads by
+  summing it. When every video of the data set has failed, or the retries run out, the first batch raises
+  an error saying so; an epoch is never silently empty and nothing hangs.
 * test: nothing is substituted (that would bias the accuracy). The failed view comes back as an item with
   ``failed=True`` and a zero clip (of the output dtype), so the default collate works and the engine
   aggregates only the views with ``failed=False``. Failed and missing videos are counted, and loading
   stops with an error once they exceed ``DATA.MAX_FAILURE_FRACTION`` of the listed videos.
 
+Every random choice about a training clip (its window, crop, scale, flip, RandAugment ops) is drawn in the
+sample's own seeded RNG scope (:mod:`rs_image.data.randomness`), so it depends on ``(RNG_SEED, epoch,
+index, attempt)`` only: the number of workers, persistent workers and resuming change nothing.
+
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
 in test mode.
 
-Failure state lives in shared memory (``torch`` tensors moved to shared memory), so the counts seen by
-the main process include every DataLoader worker, with ``fork``, ``spawn`` or ``persistent_workers``.
+Which videos failed lives in shared memory, so :meth:`KineticsDataset.failure_report` in the main process
+includes every DataLoader worker, with ``fork``, ``spawn`` or ``persistent_workers``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
+from rs_image.data.failures import FailurePolicy, FailureReport
+
 from .annotations import SplitAnnotations, VideoRecord, load_split
-from .decoders import FAILURE_REASONS, VideoDecodeError, VideoDecoder, create_decoder
+from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
 from .sampling import ClipSampler
 from .transforms import ClipTransform, build_clip_transform
 
-__all__ = ["FailureReport", "KineticsDataset", "build_video_dataset", "collate_clips", "MODES"]
+__all__ = ["KineticsDataset", "build_video_dataset", "collate_clips", "MODES"]
 
 logger = logging.getLogger(__name__)
 
 MODES = ("train", "val", "test")
-_MAX_WORKER_SLOTS = 512
 
 
 class _PathTable:
@@ -93,36 +100,6 @@ class _DecodedViews:
     positions: List[torch.Tensor]  # per temporal view, the rows of ``frames`` that make its T-frame clip
 
 
-@dataclass
-class FailureReport:
-    """What failed while loading.
-
-    Attributes:
-        epoch_failures: failed decode attempts since the last reset (a file failing again in a later epoch
-            counts again).
-        failed_videos: distinct videos that have ever failed.
-        missing_videos: listed videos that do not exist.
-        num_videos: videos in the data set (listed minus missing).
-        failures: path -> reason for every failed or missing video.
-    """
-
-    epoch_failures: int
-    failed_videos: int
-    missing_videos: int
-    num_videos: int
-    failures: Dict[str, str] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        reasons: Dict[str, int] = {}
-        for reason in self.failures.values():
-            reasons[reason] = reasons.get(reason, 0) + 1
-        by_reason = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
-        return (
-            f"{self.epoch_failures} failed loads this epoch; {self.failed_videos} of {self.num_videos} videos "
-            f"failed so far, {self.missing_videos} missing ({by_reason})"
-        )
-
-
 class KineticsDataset(torch.utils.data.Dataset):
     """Clips from a list of videos (module docstring: item format, test views, broken input).
 
@@ -134,6 +111,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         decoder: video decoder backend.
         num_ensemble_views: temporal views per video in test mode (``TEST.NUM_ENSEMBLE_VIEWS``).
         num_retries: train/val decode attempts on other videos after a failure (``DATA.NUM_RETRIES``).
+        seed: ``RNG_SEED``: seeds every random choice about a sample (module docstring).
         max_failure_fraction: test mode stops above this fraction of failed videos
             (``DATA.MAX_FAILURE_FRACTION``).
         missing: listed paths that do not exist (counted as failures in test mode).
@@ -154,6 +132,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         missing: Sequence[str] = (),
         class_names: Optional[Sequence[str]] = None,
         source: str = "",
+        seed: int = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -163,24 +142,22 @@ class KineticsDataset(torch.utils.data.Dataset):
         self.sampler = sampler
         self.transform = transform
         self.decoder = decoder
-        self.num_retries = int(num_retries)
-        self.max_failure_fraction = float(max_failure_fraction)
         self.class_names = list(class_names) if class_names is not None else None
         self.source = source
         self._paths = _PathTable([r.path for r in records])
         self._labels = np.asarray([r.label for r in records], dtype=np.int64)
-        self.missing = list(missing)
         self.num_temporal_views = int(num_ensemble_views) if mode == "test" else 1
         self.num_spatial_crops = transform.num_crops if mode == "test" else 1
         if self.num_temporal_views < 1:
             raise ValueError(f"TEST.NUM_ENSEMBLE_VIEWS must be >= 1, got {num_ensemble_views}")
-        # Shared across DataLoader workers: per-video failure code (0 = ok, else reason index + 1) and
-        # per-worker failure counters (one slot per process, so increments never race).
-        self._failure_codes = torch.zeros(len(self._paths), dtype=torch.int8).share_memory_()
-        self._epoch_failures = torch.zeros(_MAX_WORKER_SLOTS, dtype=torch.int64).share_memory_()
+        self.policy = FailurePolicy(
+            len(self._paths), self.path, FAILURE_REASONS, seed=seed, num_retries=num_retries,
+            max_failure_fraction=float(max_failure_fraction) if mode == "test" else None, missing=missing,
+            source=source, kind="video",
+            hint=f"check DATA.PATH_TO_DATA_DIR / DATA.PATH_PREFIX and DATA.DECODER ({decoder.name})",
+        )
         self._views: Optional[_DecodedViews] = None  # test mode: the last video's decoded views (per process)
-        if mode == "test":
-            self._check_failure_fraction()
+        self.policy.check_failure_fraction()
 
     # ------------------------------------------------------------------------------------ sizes
 
@@ -213,50 +190,23 @@ class KineticsDataset(torch.utils.data.Dataset):
     # --------------------------------------------------------------------------------- failures
 
     @property
+    def missing(self) -> List[str]:
+        """Listed paths that do not exist."""
+        return self.policy.missing
+
+    @property
     def failures(self) -> Dict[str, str]:
         """Path -> reason of every video that failed so far (all workers) and every missing one."""
-        result = {path: "missing" for path in self.missing}
-        for index in torch.nonzero(self._failure_codes).flatten().tolist():
-            result[self._paths[index]] = FAILURE_REASONS[int(self._failure_codes[index]) - 1]
-        return result
+        return self.policy.failures
 
     @property
     def num_failed(self) -> int:
         """Failed plus missing videos."""
-        return int(torch.count_nonzero(self._failure_codes)) + len(self.missing)
+        return self.policy.num_failed
 
-    def failure_report(self, reset: bool = True) -> FailureReport:
-        """The failure counts for the engine to log after each epoch; ``reset`` starts a new epoch count."""
-        report = FailureReport(
-            epoch_failures=int(self._epoch_failures.sum()),
-            failed_videos=int(torch.count_nonzero(self._failure_codes)),
-            missing_videos=len(self.missing),
-            num_videos=self.num_videos,
-            failures=self.failures,
-        )
-        if reset:
-            self._epoch_failures.zero_()
-        return report
-
-    def _record_failure(self, video_index: int, error: VideoDecodeError) -> None:
-        worker = torch.utils.data.get_worker_info()
-        slot = 0 if worker is None else 1 + worker.id % (_MAX_WORKER_SLOTS - 1)
-        self._epoch_failures[slot] += 1
-        if int(self._failure_codes[video_index]) == 0:
-            self._failure_codes[video_index] = FAILURE_REASONS.index(error.reason) + 1
-            action = "excluded from the results" if self.mode == "test" else "replaced by another video"
-            logger.warning("skipping video %s: %s; %s", error.path, f"{error.reason} ({error.detail})" if error.detail
-                           else error.reason, action)
-
-    def _check_failure_fraction(self) -> None:
-        listed = self.num_videos + len(self.missing)
-        failed = self.num_failed
-        if failed > self.max_failure_fraction * listed:
-            examples = "; ".join(f"{p}: {r}" for p, r in list(self.failures.items())[:5])
-            raise RuntimeError(
-                f"{self.source}: {failed} of {listed} test videos failed or are missing, more than "
-                f"DATA.MAX_FAILURE_FRACTION={self.max_failure_fraction:g}; e.g. {examples}"
-            )
+    def failure_report(self) -> FailureReport:
+        """What failed so far, in every DataLoader worker."""
+        return self.policy.report()
 
     # ---------------------------------------------------------------------------------- loading
 
@@ -283,53 +233,29 @@ class KineticsDataset(torch.utils.data.Dataset):
         positions = [torch.searchsorted(lookup, torch.tensor(window)) for window in windows]
         return _DecodedViews(video_index, self.transform.prepare(frames), positions)
 
-    def _train_item(self, index: int) -> Dict[str, object]:
-        video_index = index
-        attempts: List[str] = []
-        for _ in range(self.num_retries + 1):
-            try:
-                clip = self._decode(video_index, 0)
-            except VideoDecodeError as error:
-                self._record_failure(video_index, error)
-                attempts.append(f"{error.path}: {error.reason}")
-                video_index = self._substitute()
-                continue
-            video = self.transform(clip)
-            return {"video": video, "label": self.label(video_index), "video_index": video_index, "view_index": 0}
-        raise RuntimeError(
-            f"{self.source}: could not load a clip in {len(attempts)} attempts on different videos "
-            f"(DATA.NUM_RETRIES={self.num_retries}); {self.num_failed} of {self.num_videos + len(self.missing)} "
-            f"videos have failed so far. Last failures: " + "; ".join(attempts[-3:])
-            + ". Check DATA.PATH_TO_DATA_DIR / DATA.PATH_PREFIX and DATA.DECODER."
-        )
+    def _train_clip(self, video_index: int) -> torch.Tensor:
+        """One transformed train/val clip (called in the sample's seeded RNG scope); raises VideoDecodeError."""
+        return self.transform(self._decode(video_index, 0))
 
-    def _substitute(self) -> int:
-        """A random video not known to fail; raises when every video has failed."""
-        good = torch.nonzero(self._failure_codes == 0).flatten()
-        if good.numel() == 0:
-            examples = "; ".join(f"{p}: {r}" for p, r in list(self.failures.items())[:3])
-            raise RuntimeError(
-                f"{self.source}: all {self.num_videos} videos failed to load (e.g. {examples}); check the files, "
-                f"DATA.PATH_PREFIX and DATA.DECODER ({self.decoder.name})"
-            )
-        return int(good[torch.randint(0, good.numel(), (1,))])
+    def _train_item(self, index: int) -> Dict[str, object]:
+        video, video_index, failed_reads = self.policy.load(index, self._train_clip)
+        return {"video": video, "label": self.label(video_index), "video_index": video_index, "view_index": 0,
+                "failed_reads": failed_reads}
+
+    def _test_views(self, video_index: int) -> _DecodedViews:
+        if self._views is None or self._views.video_index != video_index:
+            self._views = None  # free the previous video before decoding the next one
+            self._views = self._decode_views(video_index)
+        return self._views
 
     def _test_item(self, index: int) -> Dict[str, object]:
         video_index, view_index = divmod(index, self.num_views)
         temporal_view, spatial_crop = divmod(view_index, self.num_spatial_crops)
         item = {"label": self.label(video_index), "video_index": video_index, "view_index": view_index}
-        if int(self._failure_codes[video_index]) == 0:
-            try:
-                if self._views is None or self._views.video_index != video_index:
-                    self._views = None  # free the previous video before decoding the next one
-                    self._views = self._decode_views(video_index)
-                video = self.transform.finalize(
-                    self._views.frames, spatial_crop, frame_positions=self._views.positions[temporal_view]
-                )
-                return {"video": video, **item, "failed": False}
-            except VideoDecodeError as error:
-                self._record_failure(video_index, error)
-                self._check_failure_fraction()
+        views = self.policy.load_or_none(video_index, self._test_views)
+        if views is not None:
+            video = self.transform.finalize(views.frames, spatial_crop, frame_positions=views.positions[temporal_view])
+            return {"video": video, **item, "failed": False}
         size = self.transform.crops.size if self.transform.crops is not None else 1
         zeros = torch.zeros(3, self.sampler.num_frames, size, size, dtype=self.transform.dtype)
         return {"video": zeros, **item, "failed": True}
@@ -338,7 +264,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         if self.mode == "test":
-            return self._test_item(index)
+            return self._test_item(int(index))
         return self._train_item(index)  # val: the centre window, with the same substitution as train
 
     def __getstate__(self) -> dict:
@@ -406,5 +332,5 @@ def build_video_dataset(cfg, split: str) -> torch.utils.data.Dataset:
         annotations.records, split, sampler, transform, create_decoder(data.DECODER, int(data.DECODER_THREADS)),
         num_ensemble_views=_num_ensemble_views(cfg, split), num_retries=int(data.NUM_RETRIES),
         max_failure_fraction=float(data.MAX_FAILURE_FRACTION), missing=annotations.missing,
-        class_names=annotations.class_names, source=annotations.source,
+        class_names=annotations.class_names, source=annotations.source, seed=int(cfg.RNG_SEED),
     )

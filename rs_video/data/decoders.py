@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from rs_image.data.failures import FILE_REASONS, SampleLoadError, check_file
+
 __all__ = [
     "FAILURE_REASONS",
     "VideoDecodeError",
@@ -44,10 +46,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FAILURE_REASONS: Tuple[str, ...] = (
-    "missing",  # the file does not exist
-    "empty file",  # zero bytes
-    "unreadable",  # the container cannot be opened: garbage content, or truncated before its index
+FAILURE_REASONS: Tuple[str, ...] = FILE_REASONS + (  # missing, empty file, unreadable (garbage, no index)
     "no video stream",  # e.g. an audio-only download
     "no frames",  # a video stream without a decodable frame
     "truncated",  # the container promises more frames than the file holds
@@ -67,35 +66,14 @@ _END_TOLERANCE_FRAMES = 2
 _PYAV_RESEEK_GAP_FRAMES = 250
 
 
-class VideoDecodeError(RuntimeError):
-    """A video could not be decoded.
-
-    Attributes:
-        path: the file.
-        reason: one of :data:`FAILURE_REASONS`.
-        detail: the underlying error message.
-    """
+class VideoDecodeError(SampleLoadError):
+    """A video could not be decoded: a :class:`rs_image.data.failures.SampleLoadError` whose ``reason`` is
+    one of :data:`FAILURE_REASONS` (``path``, ``reason``, ``detail``)."""
 
     def __init__(self, path: str, reason: str, detail: str = "") -> None:
         if reason not in FAILURE_REASONS:
             raise ValueError(f"unknown failure reason {reason!r}")
-        self.path, self.reason, self.detail = path, reason, detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
-
-    def __reduce__(self):  # keep the attributes when raised in a DataLoader worker
-        return (type(self), (self.path, self.reason, self.detail))
-
-
-def _check_file(path: str) -> None:
-    """Cheap checks every decoder shares (and that give the clearest reasons)."""
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise VideoDecodeError(path, "missing") from None
-    except OSError as error:
-        raise VideoDecodeError(path, "unreadable", str(error)) from None
-    if size == 0:
-        raise VideoDecodeError(path, "empty file")
+        super().__init__(path, reason, detail)
 
 
 def _classify_open_failure(path: str, error: BaseException) -> VideoDecodeError:
@@ -216,7 +194,7 @@ class VideoDecoder(abc.ABC):
     def open(self, path: str) -> OpenVideo:
         """Opens ``path``; raises :class:`VideoDecodeError` when it cannot be used."""
         path = os.fspath(path)
-        _check_file(path)
+        check_file(path, VideoDecodeError)
         try:
             video = self._open(path)
         except Exception as error:

@@ -32,6 +32,8 @@ from typing import Dict, Optional, Sequence
 
 import torch
 
+from rs_image.data.failures import FailureReport
+
 from .annotations import VideoRecord
 from .sampling import ClipSampler
 from .transforms import ClipTransform
@@ -93,11 +95,9 @@ class PyTorchVideoKinetics(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.num_videos * self.num_views
 
-    def failure_report(self, reset: bool = True):
+    def failure_report(self) -> FailureReport:
         """No per-file failure information comes out of PyTorchVideo; an all-zero report."""
-        from .dataset import FailureReport
-
-        return FailureReport(0, 0, 0, self.num_videos, {})
+        return FailureReport(0, 0, self.num_videos)
 
     def _build(self):
         from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler

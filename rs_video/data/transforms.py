@@ -27,7 +27,7 @@ Modes:
   along the long side (see :class:`UniformSpatialCrop`; 3 crops = left/centre/right for landscape
   frames, top/centre/bottom for portrait ones).
 
-MixUp/CutMix act on whole batches in the training loop: :func:`build_mixup`.
+MixUp/CutMix act on whole batches in the training loop: :class:`rs_image.recipe.BatchMixup`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from rs_image.data.transforms import RandAugmentTF
-from rs_image.data.transforms import normalize_uint8
-from rs_image.recipe.mixup import BatchMixup
+from rs_image.data.transforms import RandAugmentTF, normalize_uint8
 
 __all__ = [
     "DEFAULT_RA_MAGNITUDE",
@@ -51,8 +49,6 @@ __all__ = [
     "UniformSpatialCrop",
     "ClipTransform",
     "build_clip_transform",
-    "VideoMixup",
-    "build_mixup",
 ]
 
 logger = logging.getLogger(__name__)
@@ -283,28 +279,3 @@ def build_clip_transform(cfg, mode: str) -> ClipTransform:
     else:
         raise ValueError(f"mode must be 'train', 'val' or 'test', got {mode!r}")
     return ClipTransform(v2.Compose(steps), data.MEAN, data.STD, crops, output_dtype=data.OUTPUT_DTYPE)
-
-
-class VideoMixup:
-    """Batch MixUp/CutMix for clips: ``(x (B, C, T, H, W), labels (B,)) -> (x, soft targets (B, K))``.
-
-    Wraps :class:`rs_image.recipe.mixup.BatchMixup` (torchvision v2 MixUp/CutMix): the batch is viewed as a
-    ``tv_tensors.Video`` (B, T, C, H, W) so that CutMix cuts the same box out of every frame. A batch left
-    unmixed (probability ``1 - MIXUP.PROB``) gets one-hot targets. Label smoothing is the loss's job.
-    """
-
-    def __init__(self, mixup: BatchMixup) -> None:
-        self.mixup = mixup
-
-    def __call__(self, clips: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if clips.ndim != 5:
-            raise ValueError(f"expected clips (B, C, T, H, W), got shape {tuple(clips.shape)}")
-        video = tv_tensors.Video(clips.transpose(1, 2))
-        mixed, targets = self.mixup(video, labels)
-        return mixed.as_subclass(torch.Tensor).transpose(1, 2), targets
-
-
-def build_mixup(cfg) -> Optional[VideoMixup]:
-    """:class:`VideoMixup` from the ``MIXUP`` keys and ``MODEL.NUM_CLASSES``, or None when disabled."""
-    mixup = BatchMixup.from_cfg(cfg)
-    return None if mixup is None else VideoMixup(mixup)
