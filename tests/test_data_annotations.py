@@ -1,6 +1,8 @@
-"""Annotations: path-label lists, official Kinetics CSVs (+ flat or per-class video folders), class trees.
+"""Annotations: path-label lists, official Kinetics CSVs (+ flat or per-class video folders), class trees,
+the download layouts people have, and one epoch of training on two of them.
 
-Annotation loading only checks that files exist, so these tests use empty placeholder files.
+Annotation loading only checks that files exist, so most tests use empty placeholder files; the training
+tests write tiny real videos.
 """
 
 from __future__ import annotations
@@ -179,3 +181,115 @@ def test_tree_without_split_folders_is_used_for_any_split(tmp_path):
     touch(tmp_path / "archery" / "2.mkv")
     split = load_split(str(tmp_path), "test")
     assert [r.label for r in split.records] == [0, 1]
+
+
+
+def test_reserved_folder_in_a_class_tree_is_an_error_naming_it(tmp_path):
+    touch(tmp_path / "dancing" / "1.mp4")
+    touch(tmp_path / "videos" / "2.mp4")  # no annotation files: DIR/videos must not become a class
+    with pytest.raises(AnnotationError, match="reserved folder name") as info:
+        load_split(str(tmp_path), "train")
+    assert str(info.value).startswith(f"{tmp_path / 'videos'}: {tmp_path} holds no annotation files")
+    assert not (tmp_path / "classids.json").exists()
+
+    split_tree = tmp_path / "split_tree"
+    touch(split_tree / "train" / "dancing" / "1.mp4")
+    touch(split_tree / "train" / "val" / "2.mp4")  # a val folder inside train is not a class "val"
+    touch(split_tree / "val" / "dancing" / "3.mp4")
+    for split in ("train", "val"):  # val's class list reads train's tree too
+        with pytest.raises(AnnotationError, match="'val' is a reserved folder name") as info:
+            load_split(str(split_tree), split)
+        assert str(info.value).startswith(f"{split_tree / 'train' / 'val'}: {split_tree / 'train'} was read as")
+
+
+# ------------------------------------------------------------------------- the layouts people download
+
+
+def official_without_test(root: Path) -> None:
+    """DIR/{train,val}.csv, videos under DIR/videos/{split}/<class>/, no test split."""
+    (root / "train.csv").write_text(HEADER + "zumba,aaa,0,10,train\nabseiling,bbb,2,12,train\n")
+    (root / "val.csv").write_text(HEADER + "bowling,ccc,3,13,val\n")
+    touch(root / "videos" / "train" / "zumba" / "aaa_000000_000010.mp4")
+    touch(root / "videos" / "train" / "abseiling" / "bbb_000002_000012.mkv")
+    touch(root / "videos" / "val" / "bowling" / "ccc_000003_000013.webm")
+
+
+def test_official_csvs_without_test_split_never_read_videos_as_a_class(tmp_path):
+    official_without_test(tmp_path)
+    train = load_split(str(tmp_path), "train", num_classes=3)
+    val = load_split(str(tmp_path), "val", num_classes=3)
+    assert json.loads((tmp_path / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in train.records] == [
+        ("videos/train/zumba/aaa_000000_000010.mp4", 2), ("videos/train/abseiling/bbb_000002_000012.mkv", 0)]
+    assert [r.label for r in val.records] == [1]
+    with pytest.raises(FileNotFoundError, match="no annotations for split 'test'") as info:
+        load_split(str(tmp_path), "test")
+    assert f"it has {tmp_path / 'train.csv'}, {tmp_path / 'val.csv'} for other splits" in str(info.value)
+
+
+def download_layout(root: Path) -> None:
+    """The common download: DIR/annotations/{train,val,test}.csv, flat DIR/{train,val,test}/."""
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "train.csv").write_text(HEADER + "zumba,aaa,0,10,train\nabseiling,bbb,2,12,train\n")
+    (root / "annotations" / "val.csv").write_text(HEADER + "bowling,ccc,3,13,val\n")
+    (root / "annotations" / "test.csv").write_text(HEADER + "zumba,ddd,1,11,test\n")
+    for split, name in [("train", "aaa_000000_000010.mp4"), ("train", "bbb_000002_000012.webm"),
+                        ("val", "ccc_000003_000013.mp4"), ("test", "ddd_000001_000011.mkv")]:
+        touch(root / split / name)
+
+
+def test_annotations_folder_with_flat_split_folders(tmp_path):
+    download_layout(tmp_path)
+    train = load_split(str(tmp_path), "train", num_classes=3)
+    assert train.source == str(tmp_path / "annotations" / "train.csv") and train.format == "kinetics_csv"
+    assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in train.records] == [
+        ("train/aaa_000000_000010.mp4", 2), ("train/bbb_000002_000012.webm", 0)]
+    assert [r.label for r in load_split(str(tmp_path), "test").records] == [2]
+    assert json.loads((tmp_path / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
+    # An unlabelled official test CSV (no label column) still loads, with label -1.
+    (tmp_path / "annotations" / "test.csv").write_text("youtube_id,time_start,time_end,split\nddd,1,11,test\n")
+    assert [r.label for r in load_split(str(tmp_path), "test").records] == [-1]
+
+
+def test_listed_videos_searched_in_split_folders_and_named_when_none_exists(tmp_path):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "val.csv").write_text(HEADER + "bowling,ccc,3,13,val\n")
+    touch(tmp_path / "train" / "ccc_000003_000013.mp4")  # another split's folder is not searched
+    (tmp_path / "videos" / "val").mkdir(parents=True)
+    with pytest.raises(AnnotationError, match="none of the 1 listed videos exists") as info:
+        load_split(str(tmp_path), "val")
+    message = str(info.value)
+    assert message.startswith(str(tmp_path / "annotations" / "val.csv"))
+    assert f"searched {tmp_path / 'videos' / 'val'}, {tmp_path / 'videos'}, {tmp_path} and their class" in message
+    assert "<youtube_id>_<start:06d>_<end:06d>.mp4/.mkv/.webm" in message
+    # Found in a per-class folder of DIR/val, preferred to a copy directly in DIR.
+    touch(tmp_path / "val" / "bowling" / "ccc_000003_000013.mp4")
+    touch(tmp_path / "ccc_000003_000013.mp4")
+    val = load_split(str(tmp_path), "val")
+    assert [Path(r.path).relative_to(tmp_path).as_posix() for r in val.records] == [
+        "val/bowling/ccc_000003_000013.mp4"]
+
+
+@pytest.mark.parametrize("layout", ["official_without_test", "download_layout"])
+def test_one_epoch_of_training_on_real_videos_with_the_right_class_list(tmp_path, layout):
+    pytest.importorskip("av")
+    from rs_image.engine import Trainer, load_config
+    from rs_image.engine.checkpoint import load_checkpoint
+    from tests.test_engine_train import tiny_opts
+    from tests.videos import write_video
+
+    data = tmp_path / "data"
+    data.mkdir()
+    {"official_without_test": official_without_test, "download_layout": download_layout}[layout](data)
+    for placeholder in sorted(p for p in data.rglob("*") if p.suffix in (".mp4", ".mkv", ".webm")):
+        write_video(placeholder, num_frames=20, width=64, height=48, fps=30)  # a real file in its place
+    cfg = load_config(None, tiny_opts(
+        tmp_path / "out", "video", "DATA.PATH_TO_DATA_DIR", str(data), "MODEL.NUM_CLASSES", "3",
+        "DATA.TRAIN_JITTER_SCALES", "[32, 40]", "TRAIN.EVAL_PERIOD", "1", "DATA.DECODER", "pyav",
+    ))
+    metrics = Trainer(cfg).train()
+    assert json.loads((data / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
+    assert metrics["val_num_samples"] == 1
+    state = load_checkpoint(tmp_path / "out" / "checkpoints" / "last.pyth")
+    assert state["epoch"] == 1 and state["global_step"] == 1  # 2 training videos, batch 2
+    assert state["model_state"]["head.fc.weight"].shape[0] == 3

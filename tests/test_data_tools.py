@@ -92,6 +92,54 @@ def test_prepare_kinetics_cli_and_missing_annotations(tmp_path, downloads, capsy
         prepare_kinetics(str(raw), str(raw), str(tmp_path / "x"), progress=False)
 
 
+
+@pytest.mark.parametrize("layout", ["split_class_tree", "download_layout"])
+def test_prepare_kinetics_finds_split_and_class_folders(tmp_path, layout, caplog):
+    """The downloader's V/{train,val}/<class>/ tree (CSVs found through V/annotations/), and
+    DIR/annotations/*.csv beside flat DIR/{train,val}/ (``--annotations DIR/annotations --videos DIR``)."""
+    root = tmp_path / "k400"
+    ann = root / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "train.csv").write_text(HEADER + "zumba,aaa,0,1,train\n" + "abseiling,bbb,2,3,train\n")
+    (ann / "val.csv").write_text(HEADER + "bowling,eee,1,2,val\n")
+    (ann / "test.csv").write_text(HEADER + "zumba,zzz,1,2,test\n")  # the test split was not downloaded
+    for split, label, stem in [("train", "zumba", "aaa_000000_000001"), ("train", "abseiling", "bbb_000002_000003"),
+                               ("val", "bowling", "eee_000001_000002")]:
+        folder = root / split / label if layout == "split_class_tree" else root / split
+        write_video(folder / f"{stem}.mp4", num_frames=10, width=64, height=48)
+    out = tmp_path / "prepared"
+    with caplog.at_level("WARNING"):
+        annotations = root if layout == "split_class_tree" else ann
+        report = prepare_kinetics(str(annotations), str(root), str(out), short_side=32, num_workers=1,
+                                  progress=False)
+    assert (report.encoded, report.missing) == (3, ["zzz_000001_000002"])
+    assert (out / "train.csv").read_text() == (
+        "videos/train/aaa_000000_000001.mp4 2\nvideos/train/bbb_000002_000003.mp4 0\n"
+    )
+    assert (out / "val.csv").read_text() == "videos/val/eee_000001_000002.mp4 1\n"
+    # A split of which nothing was found gets no (empty) list, and a warning saying where it looked.
+    assert not (out / "test.csv").exists() and sorted(report.lists) == ["train", "val"]
+    warning = [r.getMessage() for r in caplog.records if "test.csv not written" in r.getMessage()]
+    assert len(warning) == 1 and str(root) in warning[0]
+
+
+def test_prepare_kinetics_fails_when_nothing_listed_is_found(tmp_path, downloads, capsys):
+    import prepare_kinetics as cli
+
+    ann, _ = downloads
+    raw = tmp_path / "elsewhere"
+    write_video(raw / "train" / "zumba" / "unrelated.mp4", num_frames=4)
+    out = tmp_path / "o"
+    with pytest.raises(FileNotFoundError, match="none of the 5 videos listed in") as info:
+        prepare_kinetics(str(ann), str(raw), str(out), progress=False)
+    assert f"searched {raw / 'train'}, {raw} and their class sub-folders" in str(info.value)
+    assert not out.exists()  # no empty lists
+    assert cli.main(["--annotations", str(ann), "--videos", str(raw), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("prepare_kinetics: error: none of the 5 videos listed") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
 def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
     import benchmark_data as cli
 

@@ -1,9 +1,9 @@
 """Kinetics-style annotations: which video files a split holds and their labels.
 
-``DATA.PATH_TO_DATA_DIR`` may hold any of three layouts; the first that exists for a split wins:
+``DATA.PATH_TO_DATA_DIR`` (``DIR``) may hold any of three layouts:
 
-(a) **path-label lists** (SlowFast / PyTorchVideo): ``{split}.csv`` (or ``.txt``; ``validate`` is accepted
-    for ``val``) with one ``<path><sep><integer label>`` line per video. ``sep`` is
+(a) **path-label lists** (SlowFast / PyTorchVideo): ``{split}.csv`` (or ``.txt``; ``validate``/``valid`` are
+    accepted for ``val``) with one ``<path><sep><integer label>`` line per video. ``sep`` is
     ``DATA.PATH_LABEL_SEPARATOR``; any whitespace separator means "any run of whitespace", and the label is
     the last field, so paths may contain spaces. Relative paths are joined to ``DATA.PATH_PREFIX`` when it
     is set (SlowFast), else to the list file's folder. Blank lines and lines starting with ``#`` are
@@ -11,15 +11,25 @@
 (b) **official Kinetics CSVs**: the same file names, or ``kinetics-400_{split}.csv`` /
     ``kinetics_{split}.csv`` / ``kinetics400_{split}.csv``, starting with the header
     ``label,youtube_id,time_start,time_end,split[,is_cc]`` (test files may lack ``label``). Videos are
-    ``{youtube_id}_{time_start:06d}_{time_end:06d}.{mp4,mkv,webm}``, directly in the video folder or in
-    per-class sub-folders. The video folder is ``DATA.PATH_PREFIX`` when set, else the first of
-    ``DIR/{split}``, ``DIR/videos/{split}``, ``DIR/videos``, ``DIR`` that exists.
+    ``{youtube_id}_{time_start:06d}_{time_end:06d}.{mp4,mkv,webm}``, searched in ``BASE/{split}``,
+    ``BASE/videos/{split}``, ``BASE/videos`` and ``BASE`` (a video in several of them is taken from the
+    first), each directly or in per-class sub-folders; ``BASE`` is ``DATA.PATH_PREFIX`` when set, else
+    ``DIR``.
 (c) **class folders**: ``DIR/{split}/<class name>/<video>`` (any of .mp4 .mkv .webm .avi .mov), or
-    ``DIR/<class name>/<video>`` when there are no split folders (every split then reads the same tree).
+    ``DIR/<class name>/<video>`` when ``DIR`` has neither split folders nor annotation files (every split
+    then reads the same tree).
+
+Annotation files (a, b) are looked for in ``DIR``, then in ``DIR/annotations`` (the common download
+layout: ``DIR/annotations/{train,val,test}.csv`` beside ``DIR/{train,val,test}/``). A split with a file
+uses it; a split without one may still be a ``DIR/{split}/<class>/`` tree, but a ``DIR`` that holds
+annotation files is never read as a class tree itself. The folder names in :data:`RESERVED_FOLDER_NAMES`
+(split folders, ``videos``, ``annotations``) are never class names: a class tree containing one raises
+:class:`AnnotationError` naming it.
 
 For (b) and (c) class names become indices through one sorted class list, ``DIR/classids.json``
 (``{"class name": index}``, SlowFast's format). It is read when it exists; otherwise it is made from the
-class names of *all* splits found, so train and val always agree, and written for later runs.
+class names of *all* the splits' annotation sources that exist (CSV labels, class folders), so train and
+val always agree, and written for later runs.
 
 A malformed line raises :class:`AnnotationError` naming the file and line number. Listed videos that do
 not exist are dropped and reported in one summary line with their count.
@@ -37,6 +47,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "RESERVED_FOLDER_NAMES",
     "AnnotationError",
     "VideoRecord",
     "SplitAnnotations",
@@ -45,6 +56,9 @@ __all__ = [
     "read_kinetics_csv",
     "load_class_ids",
     "save_class_ids",
+    "find_split_file",
+    "video_folders",
+    "index_videos",
 ]
 
 logger = logging.getLogger(__name__)
@@ -52,6 +66,11 @@ logger = logging.getLogger(__name__)
 VIDEO_EXTENSIONS: Tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 _OFFICIAL_EXTENSIONS = (".mp4", ".mkv", ".webm")
 _SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validate", "valid"), "test": ("test",)}
+ANNOTATIONS_FOLDER = "annotations"
+# Folders of the layouts themselves, never class names.
+RESERVED_FOLDER_NAMES = frozenset(
+    [alias for aliases in _SPLIT_ALIASES.values() for alias in aliases] + ["videos", ANNOTATIONS_FOLDER]
+)
 CLASS_IDS_FILE = "classids.json"
 
 
@@ -221,87 +240,127 @@ def save_class_ids(path: str, class_ids: Dict[str, int]) -> bool:
         return False
 
 
-def _find_split_file(data_dir: str, split: str) -> Optional[str]:
+def _split_file_names(split: str) -> List[str]:
+    names = []
     for alias in _SPLIT_ALIASES[split]:
-        for name in (f"{alias}.csv", f"{alias}.txt", f"kinetics-400_{alias}.csv", f"kinetics400_{alias}.csv",
-                     f"kinetics_{alias}.csv"):
-            path = os.path.join(data_dir, name)
-            if os.path.isfile(path):
+        names += [f"{alias}.csv", f"{alias}.txt", f"kinetics-400_{alias}.csv", f"kinetics400_{alias}.csv",
+                  f"kinetics_{alias}.csv"]
+    return names
+
+
+def find_split_file(data_dir: str, split: str, suffix: str = "") -> Optional[str]:
+    """The annotation file of ``split`` in ``data_dir`` or ``data_dir/annotations`` (names ending in
+    ``suffix``), or None."""
+    for folder in (data_dir, os.path.join(data_dir, ANNOTATIONS_FOLDER)):
+        for name in _split_file_names(split):
+            path = os.path.join(folder, name)
+            if name.endswith(suffix) and os.path.isfile(path):
                 return path
     return None
 
 
-def _class_dirs(folder: str) -> List[str]:
+def _annotation_files(data_dir: str) -> List[str]:
+    found = (find_split_file(data_dir, split) for split in _SPLIT_ALIASES)
+    return [path for path in found if path is not None]
+
+
+def _sub_dirs(folder: str) -> List[str]:
     try:
         return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     except FileNotFoundError:
         return []
 
 
+def _tree_classes(tree: str, data_dir: str) -> List[str]:
+    """The class folders of a class tree; a reserved folder name there is an error, never a class."""
+    names = _sub_dirs(tree)
+    reserved = [name for name in names if name.lower() in RESERVED_FOLDER_NAMES]
+    if reserved:
+        folder = os.path.join(tree, reserved[0])
+        if tree == data_dir:
+            reason = (f"{data_dir} holds no annotation files (train.csv, val.csv, ... in it or in "
+                      f"{ANNOTATIONS_FOLDER}/) and no train/val/test folders, so it was read as a class tree "
+                      f"<class>/<video>")
+        else:
+            reason = f"{tree} was read as a class tree {os.path.basename(tree)}/<class>/<video>"
+        raise AnnotationError(
+            f"{folder}: {reason}, but {reserved[0]!r} is a reserved folder name (split folders, 'videos', "
+            f"'{ANNOTATIONS_FOLDER}'), not a class; add the annotation files the videos belong to, or rename "
+            f"the folder"
+        )
+    return names
+
+
 def _find_split_tree(data_dir: str, split: str) -> Optional[str]:
     for alias in _SPLIT_ALIASES[split]:
         folder = os.path.join(data_dir, alias)
-        if os.path.isdir(folder) and _class_dirs(folder):
+        if os.path.isdir(folder) and _sub_dirs(folder):
             return folder
     has_split_dirs = any(os.path.isdir(os.path.join(data_dir, a)) for names in _SPLIT_ALIASES.values() for a in names)
-    if not has_split_dirs and _class_dirs(data_dir):
+    # A data root holding annotation files is never a class tree (its videos/ would become a class).
+    if not has_split_dirs and not _annotation_files(data_dir) and _sub_dirs(data_dir):
         return data_dir
     return None
 
 
-def _tree_videos(folder: str) -> List[Tuple[str, str]]:
-    """(class name, path) of every video file in ``folder/<class>/``, sorted."""
+def _tree_videos(tree: str, data_dir: str) -> List[Tuple[str, str]]:
+    """(class name, path) of every video file in ``tree/<class>/``, sorted."""
     found = []
-    for name in _class_dirs(folder):
-        class_dir = os.path.join(folder, name)
+    for name in _tree_classes(tree, data_dir):
+        class_dir = os.path.join(tree, name)
         for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
             if entry.is_file() and os.path.splitext(entry.name)[1].lower() in VIDEO_EXTENSIONS:
                 found.append((name, entry.path))
     return found
 
 
-def _kinetics_video_dir(data_dir: str, split: str, path_prefix: str) -> str:
-    if path_prefix:
-        return path_prefix
-    candidates = [os.path.join(data_dir, a) for a in _SPLIT_ALIASES[split]]
-    candidates += [os.path.join(data_dir, "videos", a) for a in _SPLIT_ALIASES[split]]
-    candidates += [os.path.join(data_dir, "videos"), data_dir]
-    return next(c for c in candidates if os.path.isdir(c))
+def video_folders(base: str, split: str) -> List[str]:
+    """The existing folders that may hold ``split``'s videos, most specific first: ``base/{split}``,
+    ``base/videos/{split}``, ``base/videos``, ``base``."""
+    aliases = _SPLIT_ALIASES[split]
+    candidates = [os.path.join(base, a) for a in aliases] + [os.path.join(base, "videos", a) for a in aliases]
+    candidates += [os.path.join(base, "videos"), base]
+    return [c for c in candidates if os.path.isdir(c)]
 
 
-def _index_videos(video_dir: str) -> Dict[str, str]:
-    """File stem -> path for videos directly in ``video_dir`` or one folder below (per-class layout)."""
+def index_videos(folders: Sequence[str], extensions: Sequence[str] = _OFFICIAL_EXTENSIONS) -> Dict[str, str]:
+    """File stem -> path of the videos directly in each folder or in its sub-folders (per-class layout).
+
+    Sub-folders with a reserved name are not searched (they are folders of their own, another split's
+    included). An earlier folder wins over a later one, an earlier extension over a later one; unfinished
+    downloads (``.part``) are ignored.
+    """
     index: Dict[str, str] = {}
-    preference = {ext: rank for rank, ext in enumerate(_OFFICIAL_EXTENSIONS)}
-
-    def add(entry: os.DirEntry) -> None:
-        stem, ext = os.path.splitext(entry.name)
-        ext = ext.lower()
-        if ext in preference:
-            current = index.get(stem)
-            if current is None or preference[ext] < preference[os.path.splitext(current)[1].lower()]:
-                index[stem] = entry.path
-
-    for entry in os.scandir(video_dir):
-        if entry.is_dir():
-            for inner in os.scandir(entry.path):
-                if inner.is_file():
-                    add(inner)
-        elif entry.is_file():
-            add(entry)
+    preference = {ext: rank for rank, ext in enumerate(extensions)}
+    for folder in folders:
+        found: Dict[str, Tuple[int, str]] = {}
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        files = [e for e in entries if e.is_file()]
+        for entry in entries:
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name.lower() not in RESERVED_FOLDER_NAMES:
+                files += sorted((e for e in os.scandir(entry.path) if e.is_file()), key=lambda e: e.name)
+        for entry in files:
+            stem, ext = os.path.splitext(entry.name)
+            rank = preference.get(ext.lower())
+            if rank is None or ".part." in entry.name:
+                continue
+            if stem not in found or rank < found[stem][0]:
+                found[stem] = (rank, entry.path)
+        for stem, (_, path) in found.items():
+            index.setdefault(stem, path)
     return index
 
 
 def _split_class_names(data_dir: str, split: str) -> Optional[List[str]]:
     """Class names of a split in layout (b) or (c), or None when the split is absent or a (a) list."""
-    split_file = _find_split_file(data_dir, split)
+    split_file = find_split_file(data_dir, split)
     if split_file is not None:
         if not _is_kinetics_csv(split_file):
             return None
         return sorted({row.label_name for row in read_kinetics_csv(split_file) if row.label_name})
     tree = _find_split_tree(data_dir, split)
     if tree is not None:
-        return _class_dirs(tree)
+        return _tree_classes(tree, data_dir)
     return None
 
 
@@ -351,13 +410,13 @@ def load_split(
         raise ValueError(f"split must be one of {list(_SPLIT_ALIASES)}, got {split!r}")
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
-    split_file = _find_split_file(data_dir, split)
+    split_file = find_split_file(data_dir, split)
     class_names = None
     if split_file is not None and not _is_kinetics_csv(split_file):
         listed = read_path_label_list(split_file, path_prefix, separator, num_classes)
         records = [r for r in listed if os.path.exists(r.path)]
         missing = [r.path for r in listed if not os.path.exists(r.path)]
-        source, fmt = split_file, "list"
+        source, fmt, searched = split_file, "list", ""
         class_ids_path = os.path.join(data_dir, CLASS_IDS_FILE)
         if os.path.isfile(class_ids_path):  # names for logs and reports; the labels stay as listed
             class_ids = load_class_ids(class_ids_path)
@@ -370,30 +429,37 @@ def load_split(
     elif split_file is not None:
         rows = read_kinetics_csv(split_file)
         class_ids = _class_ids_for(data_dir, {r.label_name for r in rows if r.label_name})
-        video_dir = _kinetics_video_dir(data_dir, split, path_prefix)
-        available = _index_videos(video_dir)
+        base = path_prefix or data_dir
+        folders = video_folders(base, split)
+        available = index_videos(folders)
         records, missing = [], []
         for row in rows:
             label = class_ids[row.label_name] if row.label_name else -1
             path = available.get(row.stem)
             if path is None:
-                missing.append(os.path.join(video_dir, row.stem + ".mp4"))
+                missing.append(os.path.join(folders[0] if folders else base, row.stem + ".mp4"))
             else:
                 records.append(VideoRecord(path, label))
         source, fmt, listed = split_file, "kinetics_csv", rows
+        where = ", ".join(folders) if folders else f"{base} (not a folder)"
+        searched = (f"; searched {where} and their class sub-folders for "
+                    f"<youtube_id>_<start:06d>_<end:06d>{'/'.join(_OFFICIAL_EXTENSIONS)}")
         class_names = sorted(class_ids, key=class_ids.get)
     else:
         tree = _find_split_tree(data_dir, split)
         if tree is None:
             aliases = "/".join(_SPLIT_ALIASES[split])
+            others = _annotation_files(data_dir)
+            has_others = f" (it has {', '.join(others)} for other splits)" if others else ""
             raise FileNotFoundError(
-                f"no annotations for split {split!r} in {data_dir}: expected {aliases}.csv (path-label list or "
-                f"official Kinetics CSV) or a {split}/<class>/<video> folder tree"
+                f"no annotations for split {split!r} in {data_dir}{has_others}: expected {aliases}.csv (path-label "
+                f"list or official Kinetics CSV) in it or in {ANNOTATIONS_FOLDER}/, or a {split}/<class>/<video> "
+                f"folder tree"
             )
-        found = _tree_videos(tree)
+        found = _tree_videos(tree, data_dir)
         class_ids = _class_ids_for(data_dir, {name for name, _ in found})
         records = [VideoRecord(path, class_ids[name]) for name, path in found]
-        missing, source, fmt, listed = [], tree, "class_folders", found
+        missing, source, fmt, listed, searched = [], tree, "class_folders", found, ""
         class_names = sorted(class_ids, key=class_ids.get)
     if num_classes is not None and class_names is not None and len(class_names) > num_classes:
         raise AnnotationError(
@@ -401,5 +467,5 @@ def load_split(
         )
     _report_missing(source, missing, len(listed))
     if not records:
-        raise AnnotationError(f"{source}: none of the {len(listed)} listed videos exists")
+        raise AnnotationError(f"{source}: none of the {len(listed)} listed videos exists{searched}")
     return SplitAnnotations(records, missing, source, fmt, class_names)

@@ -15,10 +15,14 @@ ratio and rounded to an even number, ``yuv420p``, libx264 CRF 23, keyframe every
 random clip then decodes at most 31 frames it does not need), constant frame rate at the source's average
 rate, ``+faststart``. Audio is dropped.
 
-Downloads are found by file stem anywhere up to one folder deep under ``videos_dir`` (flat, or
-per-class folders; .mp4 .mkv .webm .avi .mov): either the trimmed clip
+The official CSVs are read from ``annotations_dir`` or ``annotations_dir/annotations``. A split's
+downloads are found by file stem in ``videos_dir/{split}``, ``videos_dir/videos/{split}``,
+``videos_dir/videos`` and ``videos_dir``, each flat or with per-class sub-folders (the downloaders'
+``{split}/<class>/`` output; .mp4 .mkv .webm .avi .mov): either the trimmed clip
 ``{youtube_id}_{start:06d}_{end:06d}`` or the full YouTube video ``{youtube_id}``, which is then trimmed
-to ``[time_start, time_end)``.
+to ``[time_start, time_end)``. When none of the listed videos is found (and none was prepared before),
+nothing is written and :func:`prepare_kinetics` raises, naming the folders searched; a split of which
+nothing was found is left without a list (with a warning).
 
 Resumable: a finished output is never redone (files are written under a temporary name and renamed when
 complete). Parallel: ``num_workers`` processes, with a progress bar.
@@ -37,17 +41,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .annotations import VIDEO_EXTENSIONS, read_kinetics_csv
+from .annotations import VIDEO_EXTENSIONS, find_split_file, index_videos, read_kinetics_csv, video_folders
 
 __all__ = ["PrepareReport", "prepare_kinetics", "reencode_video", "find_kinetics_csv"]
 
 logger = logging.getLogger(__name__)
-
-_CSV_NAMES = {
-    "train": ("train.csv", "kinetics-400_train.csv", "kinetics_train.csv", "kinetics400_train.csv"),
-    "val": ("val.csv", "validate.csv", "kinetics-400_val.csv", "kinetics_val.csv", "kinetics400_val.csv"),
-    "test": ("test.csv", "kinetics-400_test.csv", "kinetics_test.csv", "kinetics400_test.csv"),
-}
 
 
 @dataclass
@@ -68,12 +66,8 @@ class PrepareReport:
 
 
 def find_kinetics_csv(annotations_dir: str, split: str) -> Optional[str]:
-    """The official CSV of ``split`` in ``annotations_dir``, or None."""
-    for name in _CSV_NAMES[split]:
-        path = os.path.join(annotations_dir, name)
-        if os.path.isfile(path):
-            return path
-    return None
+    """The official CSV of ``split`` in ``annotations_dir`` or ``annotations_dir/annotations``, or None."""
+    return find_split_file(annotations_dir, split, suffix=".csv")
 
 
 def _even(value: float) -> int:
@@ -174,19 +168,6 @@ def _job(args) -> Tuple[str, str, Optional[str]]:
         return src, dst, str(error)
 
 
-def _index_downloads(videos_dir: str) -> Dict[str, str]:
-    index: Dict[str, str] = {}
-    for root, dirs, files in os.walk(videos_dir):
-        depth = os.path.relpath(root, videos_dir).count(os.sep) + (0 if root == videos_dir else 1)
-        if depth >= 1:
-            dirs[:] = []
-        for name in sorted(files):
-            stem, ext = os.path.splitext(name)
-            if ext.lower() in VIDEO_EXTENSIONS and ".part." not in name:
-                index.setdefault(stem, os.path.join(root, name))
-    return index
-
-
 def prepare_kinetics(
     annotations_dir: str,
     videos_dir: str,
@@ -203,22 +184,28 @@ def prepare_kinetics(
     """Runs the whole preparation (module docstring). Splits without a CSV are skipped.
 
     Raises:
-        FileNotFoundError: no official CSV for any split in ``annotations_dir``.
+        FileNotFoundError: no official CSV for any split in ``annotations_dir``, ``videos_dir`` is not a
+            folder, or none of the listed videos is in it (the message names the folders searched).
+        AnnotationError: a malformed CSV.
     """
     csvs = {split: find_kinetics_csv(annotations_dir, split) for split in splits}
     csvs = {split: path for split, path in csvs.items() if path is not None}
     if not csvs:
-        raise FileNotFoundError(f"no official Kinetics CSV (train.csv, validate.csv, ...) in {annotations_dir}")
+        raise FileNotFoundError(
+            f"no official Kinetics CSV (train.csv, validate.csv, ...) in {annotations_dir} or its annotations/"
+        )
+    if not os.path.isdir(videos_dir):
+        raise FileNotFoundError(f"videos folder {videos_dir} does not exist")
     rows = {split: read_kinetics_csv(path) for split, path in csvs.items()}
     names = sorted({row.label_name for split_rows in rows.values() for row in split_rows if row.label_name})
     class_ids = {name: index for index, name in enumerate(names)}
-    downloads = _index_downloads(videos_dir)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = PrepareReport()
     settings = dict(short_side=short_side, backend=backend, gop=gop, crf=crf, preset=preset)
-    jobs, done = [], {}
+    jobs, done, searched = [], {}, {}
     for split, split_rows in rows.items():
+        searched[split] = video_folders(videos_dir, split)
+        downloads = index_videos(searched[split], VIDEO_EXTENSIONS)
         for row in split_rows:
             rel = f"videos/{split}/{row.stem}.mp4"
             dst = str(out / rel)
@@ -233,6 +220,14 @@ def prepare_kinetics(
                 report.missing.append(row.stem)
                 continue
             jobs.append((src, dst, dict(settings, trim=trim)))
+    if not jobs and not report.skipped_done:
+        folders = list(dict.fromkeys(folder for split_folders in searched.values() for folder in split_folders))
+        raise FileNotFoundError(
+            f"none of the {len(report.missing)} videos listed in {', '.join(csvs.values())} was found: searched "
+            f"{', '.join(folders)} and their class sub-folders for <youtube_id>_<start:06d>_<end:06d> or "
+            f"<youtube_id> with {' '.join(VIDEO_EXTENSIONS)}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     if jobs:
         from tqdm import tqdm
 
@@ -262,6 +257,10 @@ def prepare_kinetics(
             if done.get(str(out / rel)):
                 label = class_ids[row.label_name] if row.label_name else -1
                 lines.append(f"{rel} {label}\n")
+        if not lines:
+            logger.warning("prepare_kinetics: no video of %s was prepared (searched %s); %s.csv not written",
+                           csvs[split], ", ".join(searched[split]), split)
+            continue
         list_path = out / f"{split}.csv"
         list_path.write_text("".join(lines))
         report.lists[split] = str(list_path)
