@@ -1,5 +1,8 @@
 """rs_video models: families, inflation exactness, PyTorchVideo equivalence, backbone API, compile."""
 
+import copy
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -7,9 +10,9 @@ from torchvision.ops import roi_align
 
 import rs_image
 import rs_video
-from rs_image.models import WeightsError, save_state_dict
+from rs_image.models import IMAGE_MODELS, Bottleneck, Ops, WeightsError, save_state_dict
 from rs_image.utils.flops import count_macs, count_params
-from rs_video.models import PyTorchVideoHead, from_pytorchvideo
+from rs_video.models import VIDEO_MODELS, PyTorchVideoHead, from_pytorchvideo
 from tests.conftest import randomize_bn
 
 TINY = dict(stage_widths=(8, 16, 16, 16), stage_depths=(1, 1, 1, 1), stem_width=8)
@@ -96,12 +99,95 @@ def _rs50_2d(num_classes=1000):
     return randomize_bn(rs_image.create_model("resnetrs50", num_classes=num_classes), seed=3)
 
 
-def test_center_inflated_rs3d_equals_2d_on_static_clip(capsys):
+def test_center_inflated_rs3d_equals_2d_on_static_clip(capsys, caplog):
     src = _rs50_2d(num_classes=400)
-    m = rs_video.create_model("rs3d_50", inflate_from=src.state_dict(), inflate_method="center", self_gating=False)
-    printed = capsys.readouterr().out
-    assert "2D -> 3D inflation (center)" in printed and "inflated" in printed
+    with caplog.at_level(logging.INFO, logger="rs_video.models.inflate"):
+        m = rs_video.create_model(
+            "rs3d_50", inflate_from=src.state_dict(), inflate_method="center", self_gating=False
+        )
+    assert "2D -> 3D inflation (center)" in caplog.text and "inflated" in caplog.text
+    assert capsys.readouterr().out == ""  # library code logs, never prints
     assert _static_clip_check(m, src) <= 1e-4
+
+
+# Small enough to be fast; two blocks in layer1/layer4 so a gated (last) block follows an ungated one.
+SMALL = dict(stage_widths=(8, 16, 16, 16), stage_depths=(2, 1, 1, 2), stem_width=8)
+
+
+def _pooled_relative_difference(model_3d, model_2d, frames=4, size=64):
+    """||f3d(static clip) - f2d(frame)|| / ||f2d(frame)|| for pooled features (``num_classes=0``)."""
+    image = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(5))
+    clip = image.unsqueeze(2).repeat(1, 1, frames, 1, 1)
+    model_2d.eval(), model_3d.eval()
+    with torch.no_grad():
+        f2d, f3d = model_2d(image), model_3d(clip)
+    assert f2d.shape == f3d.shape == (2, model_2d.num_features)
+    return ((f3d - f2d).norm() / f2d.norm()).item()
+
+
+def _without_depth(arch):
+    return {k: v for k, v in arch.items() if k != "stage_depths"}
+
+
+@pytest.mark.parametrize("name, extra", [("rs3d_50", {}), ("rs2plus1d_50", dict(mid_channels="out"))])
+def test_center_inflated_family_with_self_gating_equals_2d_on_static_clip(name, extra):
+    family = name.rsplit("_", 1)[0]
+    src_name = VIDEO_MODELS.get(name).pretrained_cfg["inflate_from"]
+    # Every member of the family (and its 2D source) differs from this one only in its depths, which
+    # SMALL overrides: this test covers all of them.
+    for member in rs_video.list_models(f"{family}_*"):
+        entry = VIDEO_MODELS.get(member)
+        assert _without_depth(entry.arch) == _without_depth(VIDEO_MODELS.get(name).arch)
+        assert _without_depth(IMAGE_MODELS.get(entry.pretrained_cfg["inflate_from"]).arch) == _without_depth(
+            IMAGE_MODELS.get(src_name).arch
+        )
+    torch.manual_seed(0)
+    src = randomize_bn(rs_image.create_model(src_name, num_classes=0, **SMALL), seed=3)
+    m = rs_video.create_model(name, num_classes=0, **SMALL, **extra)
+    report = rs_video.inflate(src, m, method="center")
+    gated = [n for n, b in m.named_modules() if isinstance(b, Bottleneck) and b.gate is not None]
+    assert gated == report.pass_through_gates == ["layer1.1", "layer2.0", "layer3.0", "layer4.1"]
+    assert report.new == [] and "pass-through" in report.summary()
+    for block_name in gated:
+        gate = m.get_submodule(block_name).gate
+        assert gate.fc.weight.eq(0).all() and gate.fc.bias.eq(0).all()
+        bn3_3d, bn3_2d = m.get_submodule(f"{block_name}.bn3"), src.get_submodule(f"{block_name}.bn3")
+        assert torch.equal(bn3_3d.weight, 2 * bn3_2d.weight) and torch.equal(bn3_3d.bias, 2 * bn3_2d.bias)
+    assert _pooled_relative_difference(m, src) <= 1e-4
+    # The check has teeth: the gates at Model Garden's init (the old behaviour) are far from the 2D net.
+    for block_name in gated:
+        m.get_submodule(block_name).gate.reset_parameters()
+        m.get_submodule(f"{block_name}.bn3").load_state_dict(src.get_submodule(f"{block_name}.bn3").state_dict())
+    assert _pooled_relative_difference(m, src) > 0.1
+
+
+def test_pass_through_gate_is_exact_and_trainable():
+    torch.manual_seed(0)
+    block = randomize_bn(Bottleneck(Ops(3), 32, 8, temporal_kernel_a=3, self_gating=True), seed=1).eval()
+    ungated = copy.deepcopy(block)
+    ungated.gate = None
+    block.make_gate_pass_through()
+    x = torch.randn(2, 32, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(block(x), ungated(x))  # bit for bit: x 2 in bn3, x 1/2 in the gate
+    block.train()
+    block(x).square().sum().backward()
+    # At the sigmoid's steepest point the gate gets a real gradient (a saturated gate would get ~0).
+    assert block.gate.fc.weight.grad.abs().max() > 1e-3 and block.gate.fc.bias.grad.abs().max() > 1e-3
+    with pytest.raises(ValueError, match="no self-gating"):
+        ungated.make_gate_pass_through()
+
+
+def test_self_gating_keeps_model_garden_init_from_scratch():
+    m = rs_video.create_model("rs3d_50", **TINY)
+    gates = [b.gate for s in m.stages for b in s if b.gate is not None]
+    assert len(gates) == 4
+    for gate in gates:
+        w = gate.fc.weight
+        # Keras TruncatedNormal(stddev=0.01): |w| <= 2 std, std 0.88 x 0.01; the convs' Kaiming init
+        # would give std sqrt(2 / channels) >= 0.17 here.
+        assert w.abs().max() <= 0.02 and 0.007 < w.std().item() < 0.011
+        assert gate.fc.bias.eq(0).all()
 
 
 def test_average_inflated_with_temporal_kernels_1_equals_2d():
@@ -109,8 +195,8 @@ def test_average_inflated_with_temporal_kernels_1_equals_2d():
     m = rs_video.create_model(
         "rs3d_50", self_gating=False, stem_temporal_kernel=1, temporal_kernels_a=(1, 1, 1, 1),
     )
-    report = rs_video.inflate(src, m, method="average", verbose=False)
-    assert report.skipped == [] and report.new == []
+    report = rs_video.inflate(src, m, method="average")
+    assert report.skipped == [] and report.new == [] and report.pass_through_gates == []
     assert _static_clip_check(m, src) <= 1e-4
 
 
@@ -136,9 +222,10 @@ def test_inflation_without_equivalence_setup_differs():
 
 def test_inflation_reports_and_refuses_dropped_weights(tmp_path, capsys):
     src = rs_image.create_model("resnetrs50")  # 1000 classes -> the 400-class head is skipped
-    report = rs_video.inflate(src, rs_video.create_model("rs3d_50"), verbose=False)
+    report = rs_video.inflate(src, rs_video.create_model("rs3d_50"))
     assert sorted(report.skipped) == ["head.fc.bias", "head.fc.weight"]
-    assert all(".gate." in k or k.startswith("head.") for k in report.new)
+    assert report.new == ["head.fc.weight", "head.fc.bias"]
+    assert report.pass_through_gates == ["layer1.2", "layer2.3", "layer3.5", "layer4.2"]
     assert "layer3.0.conv1.weight" in report.inflated and "layer3.0.bn1.weight" in report.copied
     sd = src.state_dict()
     sd["layer5.0.conv1.weight"] = torch.zeros(1, 1, 1, 1)

@@ -21,7 +21,6 @@ Register another task with :func:`register_task` (the config key ``TASK`` select
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 import torch
@@ -34,8 +33,6 @@ from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 from .config import register_choices
 
 __all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS"]
-
-logger = logging.getLogger(__name__)
 
 Mixup = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
@@ -170,8 +167,7 @@ class VideoTask(Task):
         if cfg.TRAIN.CHECKPOINT_INFLATE:
             import rs_video
 
-            report = rs_video.inflate(path, model, method=cfg.TRAIN.CHECKPOINT_INFLATE, verbose=False)
-            logger.info("inflated 2D weights %s (%s): %s", path, cfg.TRAIN.CHECKPOINT_INFLATE, report.summary())
+            rs_video.inflate(path, model, method=cfg.TRAIN.CHECKPOINT_INFLATE)  # logs its report
             return
         import rs_video  # noqa: F401  (registers the PyTorchVideo weight converter)
 

@@ -175,13 +175,36 @@ class SqueezeExcite(nn.Module):
 
 
 class SelfGating(nn.Module):
-    """S3D-G feature gating used by 3D ResNet-RS: x * sigmoid(W mean(x) + b), channel-wise."""
+    """S3D-G feature gating used by 3D ResNet-RS: x * sigmoid(W mean(x) + b), channel-wise.
+
+    The gate owns its initialisation (:meth:`reset_parameters`); :class:`ResNetRS` leaves it alone.
+    """
+
+    #: The gate's value for every input after ``reset_parameters(constant=True)``: sigmoid(0).
+    CONSTANT_GAIN = 0.5
 
     def __init__(self, ops: Ops, channels: int) -> None:
         super().__init__()
         self.dims = ops.spatial_dims
         self.fc = ops.conv(channels, channels, bias=True)
-        nn.init.trunc_normal_(self.fc.weight, std=0.01)
+        self.reset_parameters()
+
+    def reset_parameters(self, constant: bool = False) -> None:
+        """Initialise W and b.
+
+        Args:
+            constant: ``False``: TF Model Garden's init, for training from scratch: W ~ N(0, 0.01)
+                truncated at 2 std (Keras ``TruncatedNormal``), b = 0, so the gate starts near 1/2.
+                ``True``: W = 0, b = 0, so the gate is exactly :attr:`CONSTANT_GAIN` for every input,
+                a gain the layer before it can cancel, at the sigmoid's steepest point (it trains as
+                readily as from Model Garden's init). A sigmoid never reaches 1, and near 1 its
+                gradient vanishes, so a constant 1/2 is the exact and trainable way to start a gate
+                that must not change what the network computes (:meth:`Bottleneck.make_gate_pass_through`).
+        """
+        if constant:
+            nn.init.zeros_(self.fc.weight)
+        else:
+            nn.init.trunc_normal_(self.fc.weight, std=0.01, a=-0.02, b=0.02)
         nn.init.zeros_(self.fc.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -219,6 +219,21 @@ class Bottleneck(nn.Module):
             out = self.se(out)
         return self.act(self.drop_path(out) + identity)
 
+    @torch.no_grad()
+    def make_gate_pass_through(self) -> None:
+        """Make the self-gate leave this block's output unchanged, exactly, while staying trainable.
+
+        For a gate with no 2D counterpart when 2D weights are inflated: the block then computes what the
+        2D block did. The gate is set to the constant 1/2 (``SelfGating.reset_parameters(constant=True)``)
+        and bn3, the layer before it, to twice its gamma and beta; both factors are powers of two, so the
+        product is exact in floating point. Call it once, after bn3 holds its final weights.
+        """
+        if self.gate is None:
+            raise ValueError("this block has no self-gating")
+        self.gate.reset_parameters(constant=True)
+        self.bn3.weight.div_(self.gate.CONSTANT_GAIN)
+        self.bn3.bias.div_(self.gate.CONSTANT_GAIN)
+
 
 class ClassifierHead(nn.Module):
     """Global average pool (adaptive, any input size) -> dropout -> linear. Returns logits, never
@@ -402,8 +417,12 @@ class ResNetRS(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def _init_weights(self, zero_init_last: bool) -> None:
-        for name, m in self.named_modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d)) and not name.endswith("gate.fc"):
+        # Self-gating keeps its own (Model Garden) init, see SelfGating.reset_parameters.
+        gate_modules = {sub for m in self.modules() if isinstance(m, SelfGating) for sub in m.modules()}
+        for m in self.modules():
+            if m in gate_modules:
+                continue
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
                 nn.init.ones_(m.weight)

@@ -34,9 +34,12 @@ def create_model(
 
     Args:
         pretrained: path, URL or state dict of video weights (native or PyTorchVideo), loaded strictly.
-        inflate_from: 2D ResNet-RS weights to inflate: a path (native/timm/Keras ``.h5``), a state dict,
-            a 2D model, or an ``rs_image`` model name (that model at random init, e.g. for tests).
-        inflate_method: ``"average"`` (I3D, repeat / t) or ``"center"`` (centre tap).
+        inflate_from: 2D ResNet-RS weights to inflate (:func:`rs_video.inflate`, which logs its report):
+            a path (native/timm/Keras ``.h5``), a state dict, a 2D model, or an ``rs_image`` model name
+            (that model at random init, e.g. for tests). Self-gates, which have no 2D counterpart, start
+            as a pass-through; without ``inflate_from`` they keep Model Garden's init.
+        inflate_method: ``"average"`` (I3D, repeat / t) or ``"center"`` (centre tap; with ``"center"``
+            the model computes the 2D network on a static clip).
         features_only, out_indices: return res2..res5 maps (5D) with ``feature_info``.
         **overrides: architecture keywords of :class:`rs_image.models.ResNetRS`, e.g.
             ``temporal_kernels_a``, ``temporal_strides``, ``stem_temporal_kernel``, ``self_gating``,

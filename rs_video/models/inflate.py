@@ -12,14 +12,18 @@ dict:
   and the block's ``bn2`` as an identity BN, so the block equals the 2D block (needs
   ``mid_channels="out"``);
 * BN, SE and everything else of the same shape is copied;
-* self-gating has no 2D counterpart and keeps its initialisation; a classifier of another size
-  (1000 ImageNet -> 400 Kinetics classes) is skipped.
+* self-gating has no 2D counterpart; each such gate is made a pass-through
+  (:meth:`rs_image.models.Bottleneck.make_gate_pass_through`: the gate a constant 1/2, the bn3 before it
+  doubled), exactly and with the gate's full gradient, so that the 3D net still computes the 2D one
+  (training from scratch keeps Model Garden's gate init);
+* a classifier of another size (1000 ImageNet -> 400 Kinetics classes) is skipped.
 
 Every 2D weight must be used: a 2D key that finds no place raises, so nothing is dropped silently.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,9 +32,12 @@ from typing import Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from rs_image.models import WeightsError, load_state_dict_strict, read_state_dict, to_native
+from rs_image.models import Bottleneck, WeightsError, load_state_dict_strict, read_state_dict, to_native
 
 __all__ = ["inflate", "InflationReport", "inflate_conv_weight"]
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class InflationReport:
@@ -41,13 +48,21 @@ class InflationReport:
     identity: List[str] = field(default_factory=list)
     new: List[str] = field(default_factory=list)
     skipped: List[str] = field(default_factory=list)
+    #: Blocks whose self-gate has no 2D counterpart and was made a pass-through (gate 1/2, bn3 x 2).
+    pass_through_gates: List[str] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
             f"inflated {len(self.inflated)} conv kernels, copied {len(self.copied)} tensors, "
-            f"set {len(self.identity)} (2+1)D tensors to identity, kept {len(self.new)} new tensors "
-            f"initialised, skipped {len(self.skipped)} 2D tensors"
+            f"set {len(self.identity)} (2+1)D tensors to identity, made {len(self.pass_through_gates)} "
+            f"self-gates pass-through, kept {len(self.new)} new tensors initialised, "
+            f"skipped {len(self.skipped)} 2D tensors"
         ]
+        if self.pass_through_gates:
+            lines.append(
+                f"  pass-through self-gates (W = 0, b = 0: gate = 1/2; bn3 gamma and beta x 2): "
+                f"{self.pass_through_gates}"
+            )
         if self.new:
             lines.append(f"  new (no 2D counterpart): {self.new}")
         if self.skipped:
@@ -120,14 +135,32 @@ def _value(model_3d: nn.Module, key: str, target: torch.Tensor, kind: str, src: 
     )
 
 
+def _gates_without_source(model_3d: nn.Module, missing: List[str]) -> List[str]:
+    """Names of the blocks whose whole self-gate is among the ``missing`` 3D keys."""
+    missing_set = set(missing)
+    return [
+        name for name, block in model_3d.named_modules()
+        if isinstance(block, Bottleneck) and block.gate is not None
+        and all(f"{name}.gate.{k}" in missing_set for k in block.gate.state_dict())
+    ]
+
+
 def inflate(
     state_dict_2d: Union[Mapping[str, torch.Tensor], str, os.PathLike, nn.Module],
     model_3d: nn.Module,
     method: str = "average",
-    verbose: bool = True,
 ) -> InflationReport:
-    """Inflate 2D ResNet-RS weights (native, timm or Keras-converted; a path, state dict or 2D model)
-    into ``model_3d`` in place and return a report of what was inflated, copied and skipped."""
+    """Inflate 2D ResNet-RS weights into ``model_3d`` in place.
+
+    Args:
+        state_dict_2d: native, timm or Keras-converted weights: a path, a state dict or a 2D model.
+        model_3d: the video model to fill.
+        method: ``"average"`` or ``"center"``, see the module docstring.
+
+    Returns:
+        What was inflated, copied, set to identity or pass-through, kept and skipped; the summary is
+        also logged at INFO level.
+    """
     if method not in ("average", "center"):
         raise ValueError(f"inflation method must be 'average' or 'center', got {method!r}")
     if isinstance(state_dict_2d, nn.Module):
@@ -141,6 +174,7 @@ def inflate(
     report = InflationReport()
     new_sd: Dict[str, torch.Tensor] = {}
     used = set()
+    missing: List[str] = []
     head_prefix = "head.fc."
     for key, target in own.items():
         kind, src_key = _plan(key, own)
@@ -148,7 +182,7 @@ def inflate(
         if src_key is not None:
             if src is None or (key.startswith(head_prefix) and src.shape != target.shape):
                 if not key.endswith("num_batches_tracked"):
-                    report.new.append(key)
+                    missing.append(key)
                 new_sd[key] = target
                 continue
             used.add(src_key)
@@ -161,12 +195,17 @@ def inflate(
         raise WeightsError(
             f"{len(real_unused)} 2D weights have no place in the 3D model and would be dropped: {real_unused[:30]}"
         )
-    unexpected_new = [k for k in report.new if ".gate." not in k and not k.startswith(head_prefix)]
+    report.pass_through_gates = _gates_without_source(model_3d, missing)
+    gate_prefixes = tuple(f"{name}.gate." for name in report.pass_through_gates)
+    report.new = [k for k in missing if not k.startswith(gate_prefixes)]
+    unexpected_new = [k for k in report.new if not k.startswith(head_prefix)]
     if unexpected_new:
         raise WeightsError(
             f"{len(unexpected_new)} 3D weights have no 2D source (architectures differ?): {unexpected_new[:30]}"
         )
     load_state_dict_strict(model_3d, new_sd, "inflated 2D weights")
-    if verbose:
-        print(f"[rs_video] 2D -> 3D inflation ({method}): {report.summary()}")
+    for name in report.pass_through_gates:
+        model_3d.get_submodule(name).make_gate_pass_through()
+    source = "" if isinstance(state_dict_2d, (nn.Module, Mapping)) else f" from {os.fspath(state_dict_2d)}"
+    logger.info("2D -> 3D inflation (%s)%s: %s", method, source, report.summary())
     return report
