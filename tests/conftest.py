@@ -2,7 +2,6 @@
 
 import os
 import sys
-import warnings
 
 import pytest
 import torch
@@ -11,9 +10,6 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-
-# fvcore imports emit a torch.jit.script deprecation warning on torch >= 2.10; it is not ours.
-warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

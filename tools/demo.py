@@ -17,8 +17,12 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
+
+# fvcore (precise BN, FLOP counting) calls torch.jit.script at import; the deprecation is not the user's to fix.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a source checkout
@@ -27,6 +31,7 @@ import torch  # noqa: E402
 
 from rs_image.engine.config import load_config  # noqa: E402
 from rs_image.engine.launch import launch  # noqa: E402
+from rs_image.engine.logger import setup_logging  # noqa: E402
 from rs_image.engine.tasks import get_task  # noqa: E402
 from rs_image.utils.flops import count_macs, count_params  # noqa: E402
 from rs_video.data.moving_shapes import (  # noqa: E402
@@ -69,7 +74,8 @@ def main(argv=None) -> int:
         spec = MovingShapesSpec.from_json(json.loads((args.data / "spec.json").read_text()))
     data = args.data or default_moving_shapes_dir(spec)
     start = time.perf_counter()
-    generate_moving_shapes(data, spec, verbose=True)
+    setup_logging(None)  # the data set-up logs its progress
+    generate_moving_shapes(data, spec)
     setup_seconds = time.perf_counter() - start
 
     run_dir = args.output_dir / datetime.now().strftime("%Y%m%d-%H%M%S")

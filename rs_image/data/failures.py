@@ -8,7 +8,7 @@
   ``(seed, e, i)``, never on which worker loaded it or what other workers found before: resume and the
   number of workers change nothing. The item reports ``failed_reads``, the number of candidates passed
   over, so summing it over a batch counts the replaced loads exactly. After ``num_retries`` further
-  candidates, or once every sample is known to fail, loading stops with an error that says so.
+  candidates, or once every sample is known to fail, loading stops with a :class:`~rs_image.errors.TooManyFailuresError` that says so.
 * test (:meth:`FailurePolicy.load_or_none`): nothing is substituted (it would bias the accuracy); the
   caller returns the item marked ``failed``. Above ``max_failure_fraction`` failed or missing samples,
   loading stops with an error.
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Sequence, Tuple, TypeVar
 
 import torch
+
+from rs_image.errors import TooManyFailuresError
 
 from .randomness import sample_rng, sample_seed, split_index
 
@@ -173,7 +175,7 @@ class FailurePolicy:
         failed = self.num_failed
         if failed > self.max_failure_fraction * listed:
             examples = "; ".join(f"{p}: {r}" for p, r in list(self.failures.items())[:5])
-            raise RuntimeError(
+            raise TooManyFailuresError(
                 f"{self.source}: {failed} of {listed} test {self.kind}s failed or are missing, more than "
                 f"DATA.MAX_FAILURE_FRACTION={self.max_failure_fraction:g}; e.g. {examples}"
             )
@@ -198,7 +200,7 @@ class FailurePolicy:
         for attempt in range(self.num_retries + 1):
             if self.num_failed - len(self.missing) >= self.num_samples:
                 examples = "; ".join(f"{p}: {r}" for p, r in list(self.failures.items())[:3])
-                raise RuntimeError(
+                raise TooManyFailuresError(
                     f"{self.source}: all {self.num_samples} {self.kind}s failed to load (e.g. {examples})"
                     + (f"; {self.hint}" if self.hint else "")
                 )
@@ -211,7 +213,7 @@ class FailurePolicy:
             except SampleLoadError as error:
                 self.record(candidate, error, f"replaced by another {self.kind}")
                 last_errors.append(f"{error.path}: {error.reason}")
-        raise RuntimeError(
+        raise TooManyFailuresError(
             f"{self.source}: could not load {self.kind} {sample} or any of {self.num_retries} substitutes "
             f"(DATA.NUM_RETRIES={self.num_retries}); {self.num_failed} of {self.num_samples + len(self.missing)} "
             f"{self.kind}s have failed so far. Last failures: " + ("; ".join(last_errors[-3:]) or "known failures")

@@ -34,6 +34,8 @@ except ImportError:  # TorchCodec is optional for image work; torchvision still 
 
     _RGB = ImageReadMode.RGB
 
+from rs_image.errors import DataError, DataNotFoundError, TooManyFailuresError
+
 from .failures import FILE_REASONS, FailurePolicy, SampleLoadError, check_file
 from .transforms import build_eval_transform, build_train_transform
 
@@ -87,13 +89,13 @@ class ImageFolderDataset(Dataset):
             raise ValueError(f"num_retries must be >= 0, got {num_retries}")
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise FileNotFoundError(f"image folder not found: {self.folder}")
+            raise DataNotFoundError(f"image folder not found: {self.folder}")
         if class_to_idx is None:
             _, class_to_idx = find_classes(str(self.folder))
         else:
             extra = sorted(d.name for d in self.folder.iterdir() if d.is_dir() and d.name not in class_to_idx)
             if extra:
-                raise ValueError(f"{self.folder}: class folders not in the class list: {extra[:10]}")
+                raise DataError(f"{self.folder}: class folders not in the class list: {extra[:10]}")
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.__getitem__)
         # allow_empty: an evaluation split may have no image of some classes.
@@ -101,7 +103,7 @@ class ImageFolderDataset(Dataset):
             str(self.folder), self.class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True
         )
         if not self.samples:
-            raise FileNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {self.folder}/<class>/")
+            raise DataNotFoundError(f"no images ({', '.join(IMG_EXTENSIONS)}) under {self.folder}/<class>/")
         self.transform = transform
         self.mode = mode
         self.reader = reader
@@ -159,7 +161,7 @@ class ImageFolderDataset(Dataset):
                     self._item_shape = image.shape
                     break
             else:
-                raise RuntimeError(f"no image under {self.folder} can be read")
+                raise TooManyFailuresError(f"no image under {self.folder} can be read")
         return self._item_shape
 
 
@@ -197,7 +199,7 @@ def build_image_dataset(cfg: Any, split: str) -> ImageFolderDataset:
     root = Path(cfg.DATA.PATH_TO_DATA_DIR)
     folder = _split_folder(root, split)
     if not folder.is_dir():
-        raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR={root}: no {folder.name}/ folder for split {split!r}")
+        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR={root}: no {folder.name}/ folder for split {split!r}")
     class_to_idx = find_classes(str(root / "train"))[1] if (root / "train").is_dir() else None
     defaults = image_model_defaults(cfg.MODEL.NAME)
 
@@ -230,7 +232,7 @@ def build_image_dataset(cfg: Any, split: str) -> ImageFolderDataset:
         folder, transform, mode=split, class_to_idx=class_to_idx, num_retries=cfg.DATA.NUM_RETRIES, seed=cfg.RNG_SEED
     )
     if len(dataset.classes) > cfg.MODEL.NUM_CLASSES:
-        raise ValueError(
+        raise DataError(
             f"{folder} has {len(dataset.classes)} classes but MODEL.NUM_CLASSES is {cfg.MODEL.NUM_CLASSES}"
         )
     return dataset

@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from rs_image.errors import UserError
+
 __all__ = [
     "CHECKPOINT_SUBDIR",
     "LAST_NAME",
@@ -56,7 +58,7 @@ _REQUIRED_KEYS = ("model_state", "epoch", "step_in_epoch", "global_step")
 PathLike = Union[str, os.PathLike]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file cannot be read or is not a training checkpoint."""
 
 

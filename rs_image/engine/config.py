@@ -30,6 +30,8 @@ from typing import Any
 import yaml
 from fvcore.common.config import CfgNode
 
+from rs_image.errors import UserError
+
 __all__ = [
     "CfgNode",
     "ConfigError",
@@ -44,15 +46,12 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file or override is invalid. The message names the key (and file)."""
 
 
 class ConfigKeyError(ConfigError, KeyError):
     """A configuration key does not exist. The message lists the closest valid keys."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message (adds quotes)
-        return str(self.args[0]) if self.args else ""
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from typing import Any, Dict, List
 import torch
 import torch.distributed as dist
 
+from .config import ConfigError
+
 __all__ = [
     "DistInfo",
     "init_distributed",
@@ -73,7 +75,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("DEVICE is 'cuda' but CUDA is not available; use DEVICE cpu (or auto)")
+            raise ConfigError("DEVICE is 'cuda' but CUDA is not available; use DEVICE cpu (or auto)")
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     elif device == "cpu":

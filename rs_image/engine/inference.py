@@ -10,10 +10,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from rs_image.errors import TooManyFailuresError
 from rs_image.recipe import set_bn_momentum
 
 from . import distributed as du
-from .checkpoint import checkpoint_dir, find_resume_checkpoint
+from .checkpoint import CheckpointError, checkpoint_dir, find_resume_checkpoint
 from .config import CfgNode
 from .evaluator import MultiViewAggregator, MultiViewSummary, failed_mask, summary_to_json, write_predictions
 from .logger import MetricWriter, setup_logging
@@ -25,10 +26,6 @@ __all__ = ["run_test", "resolve_test_weights", "TooManyFailuresError"]
 logger = logging.getLogger(__name__)
 
 
-class TooManyFailuresError(RuntimeError):
-    """More test videos failed to load than ``DATA.MAX_FAILURE_FRACTION`` allows."""
-
-
 def resolve_test_weights(cfg: CfgNode) -> str:
     """``TEST.CHECKPOINT_FILE_PATH``, else the newest good checkpoint under ``OUTPUT_DIR/checkpoints``."""
     if cfg.TEST.CHECKPOINT_FILE_PATH:
@@ -36,7 +33,7 @@ def resolve_test_weights(cfg: CfgNode) -> str:
     found = find_resume_checkpoint(checkpoint_dir(cfg.OUTPUT_DIR)) if du.is_main_process() else None
     path = du.broadcast_object(str(found[0]) if found else None)
     if path is None:
-        raise FileNotFoundError(
+        raise CheckpointError(
             f"no weights to test: TEST.CHECKPOINT_FILE_PATH is empty and {checkpoint_dir(cfg.OUTPUT_DIR)} has no "
             "readable checkpoint"
         )
@@ -48,7 +45,7 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     """Evaluate on the ``test`` split with ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views.
 
     Softmax scores of the views of a video are summed (``TEST.ENSEMBLE_METHOD sum``) or maximised
-    (``max``); top-1/top-5 are computed over the videos with at least one decodable view. Rank 0 prints
+    (``max``); top-1/top-5 are computed over the videos with at least one decodable view. Rank 0 logs
     the result with the numbers of videos evaluated and failed, writes per-video predictions (CSV, see
     :func:`~rs_image.engine.evaluator.write_predictions`) and ``test_results.json`` to ``OUTPUT_DIR``, and
     appends a ``test`` record to ``metrics.jsonl``.
@@ -105,8 +102,7 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         writer = MetricWriter(out, enabled=True, tensorboard=False)
         writer.write("test", summary.as_dict())
         writer.close()
-        line = f"Test ({cfg.MODEL.NAME}, {views} views/sample): {summary.format()}"
-        print(line, flush=True)
+        logger.info("Test (%s, %d views/sample): %s", cfg.MODEL.NAME, views, summary.format())
         logger.info("predictions written to %s", pred_path)
     failed_fraction = summary.num_failed / max(summary.num_samples, 1)
     if failed_fraction > cfg.DATA.MAX_FAILURE_FRACTION:

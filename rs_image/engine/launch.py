@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, TypeVar
+
+from rs_image.errors import UserError, one_line
 
 from . import distributed as du
-from .config import CfgNode, ConfigError, load_config
+from .config import CfgNode, load_config
 
-__all__ = ["parse_args", "train_main", "test_main", "launch"]
+__all__ = ["parse_args", "train_main", "test_main", "launch", "run_cli"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +39,20 @@ def parse_args(argv: Optional[Sequence[str]], description: str) -> argparse.Name
     return args
 
 
+def run_cli(main: Callable[[], T], prog: str) -> T:
+    """Run a command-line entry point. An expected user error (:class:`rs_image.errors.UserError`: a missing
+    file, a malformed line, a wrong key or value) ends it with one line on stderr and exit status 2;
+    anything else keeps its traceback."""
+    try:
+        return main()
+    except UserError as error:
+        print(f"{prog}: error: {one_line(error)}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def _load(argv: Optional[Sequence[str]], description: str) -> CfgNode:
     args = parse_args(argv, description)
-    try:
-        return load_config(args.cfg_file, args.opts)
-    except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_config(args.cfg_file, args.opts)
 
 
 def launch(cfg: CfgNode, *, do_train: bool, do_test: bool) -> Dict[str, Any]:
@@ -62,12 +73,18 @@ def launch(cfg: CfgNode, *, do_train: bool, do_test: bool) -> Dict[str, Any]:
 
 def train_main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """``tools/train_net.py``: train when ``TRAIN.ENABLE``, then the multi-view test when ``TEST.ENABLE``."""
-    cfg = _load(argv, "Train a ResNet-RS image or video model (ResNet-RS recipe).")
-    return launch(cfg, do_train=cfg.TRAIN.ENABLE, do_test=cfg.TEST.ENABLE)
+    def main() -> Dict[str, Any]:
+        cfg = _load(argv, "Train a ResNet-RS image or video model (ResNet-RS recipe).")
+        return launch(cfg, do_train=cfg.TRAIN.ENABLE, do_test=cfg.TEST.ENABLE)
+
+    return run_cli(main, "train_net")
 
 
 def test_main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """``tools/test_net.py``: multi-view test of ``TEST.CHECKPOINT_FILE_PATH`` (or the newest checkpoint)."""
-    cfg = _load(argv, "Multi-view test of a ResNet-RS image or video model.")
-    return launch(cfg, do_train=False, do_test=True)
+    def main() -> Dict[str, Any]:
+        cfg = _load(argv, "Multi-view test of a ResNet-RS image or video model.")
+        return launch(cfg, do_train=False, do_test=True)
+
+    return run_cli(main, "test_net")
 

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from rs_image.data.transforms import normalize_uint8
 from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 
-from .config import register_choices
+from .config import ConfigError, register_choices
 
 __all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS"]
 
@@ -199,5 +199,5 @@ def register_task(name: str, task_cls: Type[Task]) -> None:
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise KeyError(f"unknown TASK {name!r}; registered: {sorted(TASKS)}")
+        raise ConfigError(f"unknown TASK {name!r}; registered: {sorted(TASKS)}")
     return TASKS[name]()

@@ -39,6 +39,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from tqdm import tqdm
 
 from rs_image.data.randomness import EpochIndex
+from rs_image.errors import DataError
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
@@ -66,7 +67,7 @@ from .checkpoint import (
     remove_stale_temporaries,
     restore_rng_state,
 )
-from .config import CfgNode, save_config
+from .config import CfgNode, ConfigError, save_config
 from .evaluator import ShardedEvalSampler, evaluate_single_view
 from .logger import MeanMeter, MetricWriter, setup_logging
 from .tasks import Task, get_task
@@ -136,7 +137,7 @@ def autocast_context(precision: str, device: torch.device) -> ContextManager:
     if precision == "none":
         return contextlib.nullcontext()
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("TRAIN.MIXED_PRECISION fp16 needs a CUDA device (it uses a GradScaler); use bf16 on CPU")
+        raise ConfigError("TRAIN.MIXED_PRECISION fp16 needs a CUDA device (it uses a GradScaler); use bf16 on CPU")
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
@@ -233,7 +234,7 @@ class Trainer:
         )
         full_steps = self.sampler.num_samples // self.batch_size
         if full_steps == 0:
-            raise ValueError(
+            raise DataError(
                 f"the training set has {len(self.train_set)} samples, fewer than one global batch "  # type: ignore[arg-type]
                 f"(TRAIN.BATCH_SIZE {self.batch_size} x {world} processes)"
             )

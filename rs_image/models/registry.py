@@ -17,9 +17,15 @@ from typing import Any, Callable, Dict, List, Optional
 
 from torch import nn
 
+from rs_image.errors import UserError
+
 from .resnet_rs import ResNetRS
 
-__all__ = ["ModelEntry", "ModelRegistry"]
+__all__ = ["ModelEntry", "ModelRegistry", "UnknownModelError"]
+
+
+class UnknownModelError(UserError, KeyError):
+    """A model name or variant that no registry knows; the message lists the close names."""
 
 _RESNET_RS_KWARGS = set(inspect.signature(ResNetRS.__init__).parameters) - {"self"}
 # Keys of a pretrained cfg that become model defaults when the user does not override them.
@@ -50,7 +56,7 @@ class ModelEntry:
         cfg = copy.deepcopy(self.pretrained_cfg)
         if variant is not None:
             if variant not in self.variants:
-                raise KeyError(f"{self.name} has no variant {variant!r}; variants: {sorted(self.variants)}")
+                raise UnknownModelError(f"{self.name} has no variant {variant!r}; variants: {sorted(self.variants)}")
             cfg.update(copy.deepcopy(self.variants[variant]))
             cfg["variant"] = variant
         cfg["architecture"] = self.name
@@ -96,7 +102,7 @@ class ModelRegistry:
         if base not in self._entries:
             close = difflib.get_close_matches(base, list(self._entries), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"unknown {self.family} model {name!r}{hint} Known: {', '.join(self._entries)}")
+            raise UnknownModelError(f"unknown {self.family} model {name!r}{hint} Known: {', '.join(self._entries)}")
         return self._entries[base]
 
     def build(

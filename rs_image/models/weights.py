@@ -17,6 +17,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import nn
 
+from rs_image.errors import UserError
+
 __all__ = [
     "WeightsError",
     "read_state_dict",
@@ -35,7 +37,7 @@ logger = logging.getLogger(__name__)
 StateDict = Dict[str, torch.Tensor]
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A weight file that cannot be read or does not fit the model."""
 
 
@@ -198,7 +200,8 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], sou
     # an architecture difference and is reported below with everything else.
     if same_features and any(k in own and own[k].shape != sd[k].shape for k in head_keys):
         src = sd[prefix + "weight"].shape[0] if prefix + "weight" in sd else "?"
-        logger.warning(
+        # Expected when fine-tuning on another label set, so information rather than a warning.
+        logger.info(
             "%s: dropped the %s-class classifier (%s); the model's %s-class classifier stays freshly initialised",
             source, src, ", ".join(head_keys), getattr(model, "num_classes", "?"),
         )

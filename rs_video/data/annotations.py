@@ -45,6 +45,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from rs_image.errors import DataError, DataNotFoundError
+
 __all__ = [
     "VIDEO_EXTENSIONS",
     "RESERVED_FOLDER_NAMES",
@@ -74,7 +76,7 @@ RESERVED_FOLDER_NAMES = frozenset(
 CLASS_IDS_FILE = "classids.json"
 
 
-class AnnotationError(ValueError):
+class AnnotationError(DataError):
     """A malformed annotation file or line; the message names the file (and line)."""
 
 
@@ -409,7 +411,7 @@ def load_split(
     if split not in _SPLIT_ALIASES:
         raise ValueError(f"split must be one of {list(_SPLIT_ALIASES)}, got {split!r}")
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
     split_file = find_split_file(data_dir, split)
     class_names = None
     if split_file is not None and not _is_kinetics_csv(split_file):
@@ -451,7 +453,7 @@ def load_split(
             aliases = "/".join(_SPLIT_ALIASES[split])
             others = _annotation_files(data_dir)
             has_others = f" (it has {', '.join(others)} for other splits)" if others else ""
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"no annotations for split {split!r} in {data_dir}{has_others}: expected {aliases}.csv (path-label "
                 f"list or official Kinetics CSV) in it or in {ANNOTATIONS_FOLDER}/, or a {split}/<class>/<video> "
                 f"folder tree"

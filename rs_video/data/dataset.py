@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from rs_image.data.failures import FailurePolicy, FailureReport
+from rs_image.errors import DataError
 
 from .annotations import SplitAnnotations, VideoRecord, load_split
 from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
@@ -137,7 +138,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not records:
-            raise ValueError(f"{source or 'data set'}: no videos")
+            raise DataError(f"{source or 'data set'}: no videos")
         self.mode = mode
         self.sampler = sampler
         self.transform = transform

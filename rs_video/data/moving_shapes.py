@@ -48,6 +48,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -67,6 +68,8 @@ __all__ = [
     "render_moving_shapes_video",
     "main",
 ]
+
+logger = logging.getLogger(__name__)
 
 MOVING_SHAPES_CLASSES: Tuple[str, ...] = (
     "translate_left",
@@ -394,7 +397,6 @@ def generate_moving_shapes(
     spec: MovingShapesSpec = MovingShapesSpec(),
     *,
     num_workers: Optional[int] = None,
-    verbose: bool = False,
 ) -> Path:
     """Create (or complete) the moving-shapes data set of ``spec`` in ``root``; return ``root``.
 
@@ -406,7 +408,6 @@ def generate_moving_shapes(
         spec: what to generate. ``root/spec.json`` records it; a folder holding another spec is refused.
         num_workers: processes rendering and encoding in parallel (default: the CPU count, at most 8;
             0: in this process). The output does not depend on it.
-        verbose: print progress.
 
     Raises:
         ValueError: ``root`` holds a data set generated with a different spec.
@@ -433,9 +434,8 @@ def generate_moving_shapes(
         folder.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(folder)
         todo += [(spec, split, i, str(root)) for i in range(spec.num_videos(split)) if not (root / _relative_path(split, i)).is_file()]
-    if verbose:
-        total = sum(spec.num_videos(s) for s in _SPLITS)
-        print(f"moving shapes: {total - len(todo)}/{total} videos present in {root}, writing {len(todo)}", flush=True)
+    total = sum(spec.num_videos(s) for s in _SPLITS)
+    logger.info("moving shapes: %d/%d videos present in %s, writing %d", total - len(todo), total, root, len(todo))
     if num_workers is None:
         num_workers = min(os.cpu_count() or 1, 8)
     if num_workers > 0 and len(todo) > 1:
@@ -450,8 +450,7 @@ def generate_moving_shapes(
     for split in _SPLITS:
         lines = "".join(f"{_relative_path(split, i)} {_label_of(i)}\n" for i in range(spec.num_videos(split)))
         _write_text_atomically(root / f"{split}.csv", lines)
-    if verbose:
-        print(f"moving shapes: done ({root})", flush=True)
+    logger.info("moving shapes: done (%s)", root)
     return root
 
 
@@ -476,7 +475,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         defaults, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test, size=args.size,
         num_frames=args.num_frames, fps=args.fps, seed=args.seed,
     )
-    return generate_moving_shapes(args.out, spec, num_workers=args.workers, verbose=True)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return generate_moving_shapes(args.out, spec, num_workers=args.workers)
 
 
 if __name__ == "__main__":
