@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 
 import numpy as np
 import pytest
 import torch
 
+from rs_image.fileio import atomic_write, remove_stale_temporaries
 from rs_image.engine.checkpoint import (
     CheckpointError,
     atomic_torch_save,
@@ -17,7 +19,6 @@ from rs_image.engine.checkpoint import (
     epoch_checkpoint_name,
     find_resume_checkpoint,
     load_checkpoint,
-    remove_stale_temporaries,
     restore_rng_state,
 )
 
@@ -73,8 +74,20 @@ def test_nothing_usable(tmp_path):
 
 
 def test_stale_temporaries_are_removed(tmp_path):
-    (tmp_path / ".last.pyth.tmp.123").write_bytes(b"partial")
+    (tmp_path / ".last.tmp-999999999.pyth").write_bytes(b"partial")  # its writer is gone
+    live = tmp_path / f".other.tmp-{os.getpid()}.pyth"  # a writer that is still running
+    live.write_bytes(b"partial")
     atomic_torch_save(_ckpt(1), tmp_path / "last.pyth")
     removed = remove_stale_temporaries(tmp_path)
-    assert [p.name for p in removed] == [".last.pyth.tmp.123"]
+    assert [p.name for p in removed] == [".last.tmp-999999999.pyth"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "last.pyth"]
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path):
+    atomic_torch_save(_ckpt(1), tmp_path / "last.pyth")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_write(tmp_path / "last.pyth", "wb") as f:
+            f.write(b"half a checkpoint")
+            raise RuntimeError("disk full")
+    assert load_checkpoint(tmp_path / "last.pyth")["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pyth"]

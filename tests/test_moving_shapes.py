@@ -12,6 +12,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from rs_image.fileio import TMP_MARK
 from rs_video.data.moving_shapes import (
     MOVING_SHAPES_CLASSES,
     MovingShapesSpec,
@@ -59,7 +60,7 @@ def test_files_decode_and_csvs_follow_the_kinetics_layout(tiny_root: Path) -> No
             frames = _decode(tiny_root / rel)
             assert frames.shape == (8, 32, 32, 3)
     assert sorted(int(r.split()[1]) for r in (tiny_root / "train.csv").read_text().splitlines()) == list(range(8))
-    assert not list(tiny_root.rglob("*.partial.mp4"))
+    assert not list(tiny_root.rglob(f"*{TMP_MARK}*"))
     assert MovingShapesSpec.from_json(json.loads((tiny_root / "spec.json").read_text())) == TINY
 
 
@@ -71,7 +72,7 @@ def test_generation_resumes_and_only_writes_missing_files(tmp_path: Path) -> Non
     victim.unlink()
     # A half-written file left by an interrupted run (its process is gone) never counts as done and is
     # cleaned up.
-    stale = victim.parent / ".00002.999999999.partial.mp4"
+    stale = victim.parent / f".00002{TMP_MARK}999999999.mp4"
     stale.write_bytes(original[:100])
     generate_moving_shapes(root, TINY, num_workers=0)
     after = {p: p.stat().st_mtime_ns for p in _files(root)}

@@ -6,9 +6,8 @@ Layout under ``OUTPUT_DIR/checkpoints``::
                                   TRAIN.CHECKPOINT_STEP_PERIOD steps inside an epoch)
     checkpoint_epoch_00010.pyth   kept every TRAIN.CHECKPOINT_PERIOD epochs (and after the last one)
 
-A checkpoint is a dict of tensors and plain Python values, written with ``torch.save`` to a temporary
-file in the same folder, flushed to disk and renamed over the target (``os.replace``), so a crash never
-leaves a half-written file under a checkpoint name. It is read back with ``torch.load(weights_only=True)``
+A checkpoint is a dict of tensors and plain Python values, written atomically with ``torch.save``
+(:func:`rs_image.fileio.atomic_write`), so a crash never leaves a half-written file under a checkpoint name. It is read back with ``torch.load(weights_only=True)``
 (no pickled code): RNG states are stored as tensors and numbers.
 
 Keys: ``model_state``, ``ema_state`` / ``ema_num_updates`` (when EMA is on), ``optimizer_state``,
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from rs_image.errors import UserError
+from rs_image.fileio import atomic_write
 
 __all__ = [
     "CHECKPOINT_SUBDIR",
@@ -42,7 +42,6 @@ __all__ = [
     "load_checkpoint",
     "checkpoint_candidates",
     "find_resume_checkpoint",
-    "remove_stale_temporaries",
     "capture_rng_state",
     "restore_rng_state",
 ]
@@ -72,30 +71,9 @@ def epoch_checkpoint_name(epochs_done: int) -> str:
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
-    """``torch.save`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def remove_stale_temporaries(folder: PathLike) -> List[Path]:
-    """Delete temporary files left by processes killed while writing; returns them."""
-    folder = Path(folder)
-    removed = []
-    if folder.is_dir():
-        for p in folder.glob(".*.tmp.*"):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
+    """``torch.save`` that never leaves a half-written file at ``path``."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:

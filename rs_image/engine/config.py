@@ -31,6 +31,7 @@ import yaml
 from fvcore.common.config import CfgNode
 
 from rs_image.errors import UserError
+from rs_image.fileio import atomic_write
 
 __all__ = [
     "CfgNode",
@@ -554,10 +555,6 @@ def validate_cfg(cfg: CfgNode) -> None:
 
 
 def save_config(cfg: CfgNode, path: str | os.PathLike) -> None:
-    """Write the resolved configuration as YAML, atomically (tmp file + os.replace)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
+    """Write the resolved configuration as YAML, atomically."""
+    with atomic_write(path) as f:
         f.write(cfg.dump())
-    os.replace(tmp, path)

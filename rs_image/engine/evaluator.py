@@ -33,6 +33,8 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
+from rs_image.fileio import atomic_write
+
 from . import distributed as du
 
 __all__ = [
@@ -315,8 +317,7 @@ def write_predictions(
     k = min(topk, aggregator.num_classes)
     scores = aggregator.mean_scores()
     top = scores.topk(k, dim=1)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, newline="") as f:
         w = csv.writer(f)
         w.writerow(["index", "name", "label", "views", "failed_views", f"top{k}_classes", f"top{k}_scores", "correct"])
         for i in range(aggregator.num_samples):
@@ -332,7 +333,6 @@ def write_predictions(
                 i, name, label, views, failed, " ".join(map(str, classes)),
                 " ".join(f"{v:.5f}" for v in top.values[i].tolist()), int(classes[0] == label),
             ])
-    os.replace(tmp, path)
 
 
 @torch.no_grad()
@@ -392,8 +392,5 @@ def evaluate_single_view(
 
 
 def summary_to_json(path: os.PathLike | str, record: Dict[str, Any]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "w") as f:
+    with atomic_write(path) as f:
         json.dump(record, f, indent=2, default=str)
-    os.replace(tmp, path)

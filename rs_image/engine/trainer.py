@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from rs_image.data.randomness import EpochIndex
 from rs_image.errors import DataError
+from rs_image.fileio import atomic_path, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
@@ -64,7 +65,6 @@ from .checkpoint import (
     epoch_checkpoint_name,
     find_resume_checkpoint,
     load_checkpoint,
-    remove_stale_temporaries,
     restore_rng_state,
 )
 from .config import CfgNode, ConfigError, save_config
@@ -408,9 +408,8 @@ class Trainer:
             atomic_torch_save(self.state_dict(next_epoch, step_in_epoch, rng_states), last)
             if keep:
                 target = self.ckpt_dir / epoch_checkpoint_name(next_epoch)
-                tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
-                shutil.copyfile(last, tmp)
-                os.replace(tmp, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(last, tmp)
         du.barrier()
 
     def _restore(self, state: Dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from rs_image.errors import UserError
+from rs_image.fileio import atomic_path
 
 __all__ = [
     "WeightsError",
@@ -240,12 +241,10 @@ def save_state_dict(model_or_sd: Union[nn.Module, Mapping[str, torch.Tensor]], p
     """Write weights as ``.safetensors`` (recommended for export) or a torch file, atomically."""
     sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else dict(model_or_sd)
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
-    path = os.fspath(path)
-    tmp = path + ".tmp"
-    if path.endswith(".safetensors"):
-        from safetensors.torch import save_file
+    with atomic_path(path) as tmp:
+        if tmp.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(sd, tmp)
-    else:
-        torch.save(sd, tmp)
-    os.replace(tmp, path)
+            save_file(sd, str(tmp))
+        else:
+            torch.save(sd, tmp)

@@ -41,11 +41,11 @@ import csv
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rs_image.errors import DataError, DataNotFoundError
+from rs_image.fileio import atomic_write
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -230,12 +230,9 @@ def load_class_ids(path: str) -> Dict[str, int]:
 
 def save_class_ids(path: str, class_ids: Dict[str, int]) -> bool:
     """Writes ``classids.json`` atomically; returns False (with a warning) when the folder is read-only."""
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        handle, tmp = tempfile.mkstemp(prefix=".classids.", suffix=".json", dir=folder)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
+        with atomic_write(path, encoding="utf-8") as out:
             json.dump(class_ids, out, indent=1)
-        os.replace(tmp, path)
         return True
     except OSError as error:
         logger.warning("could not write %s (%s); the class order is still the sorted class names", path, error)

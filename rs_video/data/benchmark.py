@@ -37,6 +37,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 
+from rs_image.fileio import atomic_path
+
 from .annotations import load_split
 from .dataset import build_video_dataset, collate_clips
 from .pytorchvideo_backend import PyTorchVideoKinetics
@@ -100,19 +102,17 @@ def make_benchmark_videos(
     kwargs = dict(num_frames=int(seconds * fps), fps=fps, width=width, height=height, gop=gop, preset="medium")
     if jobs:
         with ProcessPoolExecutor(max_workers=max(1, num_workers)) as pool:
-            for tmp in pool.map(_write_one, [(p, kwargs) for p in jobs]):
-                os.replace(tmp, str(tmp)[: -len(".part.mp4")] + ".mp4")
+            list(pool.map(_write_one, [(p, kwargs) for p in jobs]))
     lines = "".join(f"videos/bench_{i:03d}.mp4 {i % num_classes}\n" for i in range(num_videos))
     for split in ("train", "val", "test"):
         (out / f"{split}.csv").write_text(lines)
     return out
 
 
-def _write_one(job) -> str:
+def _write_one(job) -> None:
     path, kwargs = job
-    tmp = str(path)[: -len(".mp4")] + ".part.mp4"  # renamed when complete, so a crash never leaves a bad file
-    write_synthetic_video(tmp, **kwargs)
-    return tmp
+    with atomic_path(path) as tmp:  # a crash never leaves a bad file under the final name
+        write_synthetic_video(tmp, **kwargs)
 
 
 def benchmark_cfg(data_dir, num_frames: int = 32, sampling_rate: int = 2, train_crop: int = 224, test_crop: int = 256,

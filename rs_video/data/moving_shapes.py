@@ -59,6 +59,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rs_image.fileio import atomic_path, atomic_write, remove_stale_temporaries
+
 __all__ = [
     "MOVING_SHAPES_CLASSES",
     "SHAPES",
@@ -365,31 +367,14 @@ def _relative_path(split: str, index: int) -> str:
 def _make_video(job: Tuple[MovingShapesSpec, str, int, str]) -> None:
     """Render and write one video atomically (temporary name in the same folder, then rename)."""
     spec, split, index, root = job
-    final = Path(root) / _relative_path(split, index)
-    tmp = final.with_name(f".{final.stem}.{os.getpid()}.partial.mp4")
     video, _ = render_moving_shapes_video(spec, split, index)
-    try:
+    with atomic_path(Path(root) / _relative_path(split, index)) as tmp:
         _write_mp4(tmp, video, spec)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _remove_stale_partials(folder: Path) -> None:
-    """Delete partial files of interrupted runs (their writer process is gone); keep live writers' ones."""
-    for partial in folder.glob(".*.partial.mp4"):
-        try:
-            os.kill(int(partial.name.split(".")[-3]), 0)  # raises if there is no such process
-        except ProcessLookupError:
-            partial.unlink(missing_ok=True)
-        except (ValueError, PermissionError):
-            pass  # not our naming, or a live process of another user: leave it alone
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text)
 
 
 def generate_moving_shapes(
@@ -432,7 +417,7 @@ def generate_moving_shapes(
     for split in _SPLITS:
         folder = root / "videos" / split
         folder.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(folder)
+        remove_stale_temporaries(folder)  # partial files of interrupted runs; live writers' ones stay
         todo += [(spec, split, i, str(root)) for i in range(spec.num_videos(split)) if not (root / _relative_path(split, i)).is_file()]
     total = sum(spec.num_videos(s) for s in _SPLITS)
     logger.info("moving shapes: %d/%d videos present in %s, writing %d", total - len(todo), total, root, len(todo))

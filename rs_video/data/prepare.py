@@ -41,6 +41,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from rs_image.fileio import atomic_path
+
 from .annotations import VIDEO_EXTENSIONS, find_split_file, index_videos, read_kinetics_csv, video_folders
 
 __all__ = ["PrepareReport", "prepare_kinetics", "reencode_video", "find_kinetics_csv"]
@@ -146,14 +148,10 @@ def reencode_video(src: str, dst: str, short_side: int = 320, backend: str = "py
     """
     if backend not in ("pyav", "ffmpeg"):
         raise ValueError(f"backend must be 'pyav' or 'ffmpeg', got {backend!r}")
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    tmp = f"{dst}.part.{os.getpid()}.mp4"
     try:
-        (_reencode_pyav if backend == "pyav" else _reencode_ffmpeg)(src, tmp, short_side, gop, crf, preset, trim)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            (_reencode_pyav if backend == "pyav" else _reencode_ffmpeg)(src, str(tmp), short_side, gop, crf, preset, trim)
     except Exception as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
         if isinstance(error, RuntimeError) and "ffmpeg not found" in str(error):
             raise
         raise ValueError(f"{type(error).__name__}: {error}".splitlines()[0][:300]) from error
