@@ -307,3 +307,65 @@ def test_rounds_are_pooled():
     assert bf16.median_ms == 5.0 and bf16.error == "boom"  # a failed round is reported, the good one kept
     rows = report.throughput_rows(merged)
     assert rows[1]["speedup_vs_eager"] == 6.0
+
+
+def test_plot_pairs_a_top1_only_with_the_input_it_was_reported_at(catalog, monkeypatch, tmp_path, capsys):
+    # slow_r50's 74.58 is for 8-frame clips at 256 px, 10x3 views; rs3d_50's 78.2 for 32x256, 10x3.
+    at_32 = [catalog.spec(n).with_overrides(frames=32) for n in ("slow_r50", "rs3d_50")]
+    assert at_32[0].top1_input_size == (3, 8, 256, 256) and at_32[0].top1_views == (10, 3)
+    cache = report.CountsCache(model_report.DEFAULT_CACHE)
+    rows = report.count_rows(at_32, cache=cache, allow_compute=False)
+    test_rows = {r["model"]: r for r in rows if r["input"] == "test"}
+    assert test_rows["slow_r50"]["shape"] == "3x32x256x256" and test_rows["slow_r50"]["top1_input"] == "3x8x256x256"
+    points = report.plot_points(rows)
+    assert [(p.label, p.top1) for p in points] == [("rs3d_50", 78.2)]
+    assert points[0].gmacs_x_views == test_rows["rs3d_50"]["gmacs_x_views"]
+    (left_out,) = report.top1_input_mismatches(rows)
+    assert left_out.startswith("slow_r50: top-1 74.58 was reported at 3x8x256x256, 10x3 views; this row is "
+                               "3x32x256x256, 10x3 views")
+    # Other views are another protocol too; a row that does not say where its top-1 was reported is left out.
+    four_views = report.count_rows([catalog.spec("rs3d_50").with_overrides(views=(4, 1))], cache=cache,
+                                   allow_compute=False)
+    assert report.plot_points(four_views) == [] and "10x3 views; this row is 3x32x256x256, 4x1" in \
+        report.top1_input_mismatches(four_views)[0]
+    unknown = [dict(test_rows["rs3d_50"], top1_input=None, top1_views=None)]
+    assert report.plot_points(unknown) == [] and "an unknown input" in report.top1_input_mismatches(unknown)[0]
+
+    # The CLI plots what applies, says what it left out, and refuses when nothing applies.
+    plotted = []
+    monkeypatch.setattr(report, "plot_accuracy_vs_flops", lambda pts, path: plotted.append(list(pts)) or path)
+    common = ["--format", "csv", "--output", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "k.png")]
+    assert model_report.main(["--models", "slow_r50", "rs3d_50", "--frames", "32", *common]) == 0
+    assert [[p.label for p in pts] for pts in plotted] == [["rs3d_50"]]
+    assert "--plot leaves out slow_r50: top-1 74.58 was reported at 3x8x256x256" in capsys.readouterr().err
+    assert model_report.main(["--models", "slow_r50", "--frames", "32", *common]) == 2
+    err = capsys.readouterr().err
+    assert "--plot refused" in err and "slow_r50: top-1 74.58 was reported at 3x8x256x256" in err
+    assert len(plotted) == 1
+    assert model_report.main(["--models", "slow_r50", *common]) == 0  # its own input: plotted
+    assert [p.label for p in plotted[-1]] == ["slow_r50"]
+
+
+def test_achieved_tflops_and_mfu_columns():
+    def result(mode, ms):
+        return benchmark.ThroughputResult(
+            model="m", mode=mode, option="bf16", device="cuda:0", batch_size=4, input_shape="3x8x32x32",
+            median_ms=ms, min_ms=ms, max_ms=ms, repeats=1, warmup=0, clips_per_s=4 / (ms / 1e3), peak_mem_mib=1.0,
+            peak_mem_kind="cuda_max_allocated", step_times_ms=[ms])
+
+    counts = [dict(model="m", shape="3x8x32x32", gmacs=50.0)]
+    inference, train = report.throughput_rows([result("inference", 10.0), result("train", 40.0)], counts,
+                                              peak_tflops=989.4)
+    # 2 x 50 GMACs x 400 clips/s = 40 TFLOP/s; training 6 x 50 x 100 = 30.
+    assert inference["achieved_tflops"] == 40.0 and inference["mfu"] == 0.04043  # 40 / 989.4, 4 digits
+    assert train["achieved_tflops"] == 30.0 and train["mfu"] == 0.03032
+    (no_peak,) = report.throughput_rows([result("train", 40.0)], counts)
+    assert no_peak["achieved_tflops"] == 30.0 and no_peak["mfu"] is None
+    md = report.rows_to_markdown([], [inference, no_peak])
+    assert "| TFLOP/s | MFU |" in md and "| 40.00 | 4.0% |" in md and "| 30.00 | n/a |" in md
+    assert "dense bf16 peak of 989.4 TFLOP/s" in md
+    assert report.rows_to_markdown([], [no_peak]).count("no bf16 peak known") == 1
+    names = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H100 PCIe": 756.5, "NVIDIA H200": 989.4,
+             "NVIDIA H200 NVL": 835.5, "NVIDIA A100-SXM4-80GB": 312.0, "NVIDIA L4": 121.0, "NVIDIA L40S": 362.05,
+             "NVIDIA A10": 125.0, "NVIDIA A10G": None, "NVIDIA GeForce RTX 4090": None}
+    assert {n: benchmark.peak_bf16_tflops(n) for n in names} == names

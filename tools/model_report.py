@@ -87,9 +87,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=1,
                    help="repeat the whole timing loop, interleaved, and pool the steps (for shared machines)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
+    p.add_argument("--peak-tflops", type=float,
+                   help="dense bf16 peak TFLOP/s of the device, for the MFU column (default: from the GPU's name, "
+                        "see rs_image.utils.benchmark.GPU_PEAK_BF16_TFLOPS; none on CPUs)")
     p.add_argument("--format", choices=["md", "csv", "json"], default="md")
     p.add_argument("--output", help="write the report here instead of stdout")
-    p.add_argument("--plot", help="PNG of reported Kinetics-400 top-1 vs GFLOPs x views")
+    p.add_argument("--plot", help="PNG of reported Kinetics-400 top-1 vs GFLOPs x views (each top-1 only at the "
+                                  "input and views it was reported at)")
     p.add_argument("--cache", default=DEFAULT_CACHE,
                    help="pinned fvcore counts (used only where the architecture fingerprint matches)")
     p.add_argument("--no-cache", action="store_true", help="recount everything with fvcore")
@@ -110,6 +114,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     catalog = build_catalog()
     specs = [s.with_overrides(args.frames, args.size, args.test_size, args.views) for s in catalog.resolve(args.models)]
     counts = report.count_rows(specs, cache=cache, log=report.eprint)
+    plot_points: List[report.PlotPoint] = []
+    if args.plot:
+        # A reported top-1 belongs to the input it was measured at: never pair it with another input's cost.
+        plot_points = report.plot_points(counts)
+        left_out = report.top1_input_mismatches(counts)
+        if not plot_points:
+            why = ("; ".join(left_out) + ". Plot without --frames/--size/--test-size/--views overrides") if left_out \
+                else "no video model with a reported Kinetics-400 top-1 among the models"
+            report.eprint(f"--plot refused: nothing to plot at the inputs the top-1 numbers were reported at: {why}")
+            return 2
+        for line in left_out:
+            report.eprint(f"--plot leaves out {line}")
 
     results: List[benchmark.ThroughputResult] = []
     machine = None
@@ -131,7 +147,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         report.eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s, load {r.load_1min} "
                                       f"{r.error}")
         results = benchmark.merge_rounds(results)
-    throughput = report.throughput_rows(results, counts)
+    peak = args.peak_tflops
+    if peak is None and machine is not None and isinstance(machine.get("gpu_peak_bf16_tflops"), float):
+        peak = machine["gpu_peak_bf16_tflops"]
+    if machine is not None and args.peak_tflops is not None:
+        machine["gpu_peak_bf16_tflops"] = f"{args.peak_tflops:g} (--peak-tflops)"
+    throughput = report.throughput_rows(results, counts, peak_tflops=peak)
 
     if args.format == "md":
         text = report.rows_to_markdown(counts, throughput, machine)
@@ -145,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         sys.stdout.write(text)
     if args.plot:
-        report.plot_accuracy_vs_flops(report.plot_points(counts), args.plot)
+        report.plot_accuracy_vs_flops(plot_points, args.plot)
         report.eprint(f"wrote {args.plot}")
     return 0
 

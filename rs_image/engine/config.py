@@ -162,6 +162,8 @@ _C.TRAIN.CHECKPOINT_FILE_PATH = ""
 _C.TRAIN.CHECKPOINT_INFLATE = ""
 _C.TRAIN.MIXED_PRECISION = "none"
 _C.TRAIN.COMPILE = False
+# torch.compile backend: "inductor" (generates kernels), "aot_eager" or "eager" (trace only, for debugging).
+_C.TRAIN.COMPILE_BACKEND = "inductor"
 # What a non-finite loss does: "stop" the run (with the step) or "skip" the optimizer step.
 _C.TRAIN.NONFINITE_LOSS = "stop"
 # Cap on optimizer steps per epoch (-1 = the whole data set); for smoke tests and demos.
@@ -234,6 +236,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "DATA.OUTPUT_DTYPE": ("float32", "uint8"),
     "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
     "TRAIN.MIXED_PRECISION": ("none", "bf16", "fp16"),
+    "TRAIN.COMPILE_BACKEND": ("inductor", "aot_eager", "eager"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),
     "TEST.ENSEMBLE_METHOD": ("sum", "max"),
     "SOLVER.LR_POLICY": ("cosine",),

@@ -3,7 +3,9 @@ metric reduction. Multi-node is torchrun's rendezvous; nothing here is home-made
 
 ``torchrun`` sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``; a plain
 ``python`` launch has none of them and runs as a single process. The backend is NCCL on CUDA devices and
-gloo on CPU.
+gloo on CPU. A caller may initialise the default process group itself before the engine starts (e.g. a
+one-process NCCL group, which ``tools/gpu_check.py`` uses to run DDP on one GPU); :class:`DistInfo` then
+says so and the trainer wraps the model in DDP even at world size 1.
 """
 
 from __future__ import annotations
@@ -38,12 +40,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DistInfo:
-    """Where this process runs: ``rank`` of ``world_size``, ``local_rank`` on its node, and its device."""
+    """Where this process runs: ``rank`` of ``world_size``, ``local_rank`` on its node, and its device;
+    ``process_group``: whether a default process group exists (always with ``world_size > 1``)."""
 
     rank: int
     local_rank: int
     world_size: int
     device: torch.device
+    process_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -66,7 +70,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
     Args:
         device: ``"auto"`` (``cuda:LOCAL_RANK`` when CUDA is available, else CPU), ``"cpu"`` or ``"cuda"``.
 
-    With ``WORLD_SIZE > 1`` the default process group is initialised (NCCL for CUDA, gloo for CPU).
+    With ``WORLD_SIZE > 1`` the default process group is initialised (NCCL for CUDA, gloo for CPU); one
+    that already exists is kept.
     """
     world_size = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
@@ -87,7 +92,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
         kwargs: Dict[str, Any] = {"device_id": dev} if dev.type == "cuda" else {}
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
         logger.info("process group: backend %s, rank %d/%d, device %s", backend, rank, world_size, dev)
-    return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=dev)
+    group = dist.is_available() and dist.is_initialized()
+    return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=dev, process_group=group)
 
 
 def is_distributed() -> bool:

@@ -280,7 +280,7 @@ class Trainer:
         self.prepare_input = functools.partial(
             self.task.prepare_input, cfg=cfg, device=self.device, memory_format=self.memory_format
         )
-        if cfg.BN.SYNC and world > 1:
+        if cfg.BN.SYNC and self.dist.process_group:
             if self.device.type == "cuda":
                 model = convert_sync_batchnorm(model)
             else:
@@ -317,12 +317,12 @@ class Trainer:
 
         # ---------------------------------------------------------------- wrappers
         self.train_model: nn.Module = model
-        if world > 1:
+        if self.dist.process_group:  # also a one-process group set up by the caller (tools/gpu_check.py)
             self.train_model = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         if cfg.TRAIN.COMPILE:
-            self.train_model = torch.compile(self.train_model)  # type: ignore[assignment]
+            self.train_model = torch.compile(self.train_model, backend=cfg.TRAIN.COMPILE_BACKEND)  # type: ignore[assignment]
         self.writer = MetricWriter(self.output_dir, enabled=self.is_main, tensorboard=cfg.TENSORBOARD)
         self.last_metrics: Dict[str, Any] = {}
         self._log_setup()

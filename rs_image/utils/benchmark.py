@@ -13,7 +13,11 @@ e.g. ``"channels_last+bf16"``. Every measurement builds a fresh model, runs warm
 happens there), then times ``repeats`` steps one by one with device synchronisation and reports the median.
 Peak memory is CUDA's ``max_memory_allocated`` on GPUs and the process's peak resident set size on CPUs
 (``VmHWM``, reset before the timed steps through ``/proc/self/clear_refs``; where that is unavailable the
-process-lifetime ``ru_maxrss`` is reported and flagged).
+process-lifetime ``ru_maxrss`` is reported and flagged). On GPUs cuDNN autotuning is on while timing (as in
+training, see ``rs_image.engine.trainer.configure_determinism``); it happens during the warm-up steps.
+
+:func:`peak_bf16_tflops` gives a GPU's dense bf16 tensor-core peak, against which the report states the
+model FLOP utilisation (MFU) of every row.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import gc
 import importlib.metadata
 import os
 import platform
+import re
 import resource
 import statistics
 import time
@@ -45,9 +50,34 @@ __all__ = [
     "OPTION_FLAGS",
     "speedups",
     "merge_rounds",
+    "GPU_PEAK_BF16_TFLOPS",
+    "peak_bf16_tflops",
 ]
 
 OPTION_FLAGS = ("eager", "channels_last", "bf16", "compile")
+
+# Dense bf16 tensor-core peak in TFLOP/s (NVIDIA data sheets list "with sparsity" figures, twice these),
+# matched in order against torch.cuda.get_device_name(): more specific names first.
+GPU_PEAK_BF16_TFLOPS: Tuple[Tuple[str, float], ...] = (
+    (r"\bB200\b", 2250.0),
+    (r"\bH200 NVL\b", 835.5),
+    (r"\bG?H200\b", 989.4),  # H200 SXM and GH200
+    (r"\bH100 NVL\b", 835.5),
+    (r"\bH100 PCIe\b", 756.5),
+    (r"\bH100\b", 989.4),  # H100 SXM5 ("NVIDIA H100 80GB HBM3")
+    (r"\bA100\b", 312.0),
+    (r"\bL40S\b", 362.05),
+    (r"\bL4\b", 121.0),
+    (r"\bA10\b", 125.0),
+)
+
+
+def peak_bf16_tflops(device_name: str) -> Optional[float]:
+    """Dense bf16 peak TFLOP/s of a GPU by its name (:data:`GPU_PEAK_BF16_TFLOPS`), None when unknown."""
+    for pattern, peak in GPU_PEAK_BF16_TFLOPS:
+        if re.search(pattern, device_name):
+            return peak
+    return None
 
 
 @dataclass(frozen=True)
@@ -210,6 +240,7 @@ def machine_info(device: str = "cpu") -> Dict[str, object]:
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         idx = torch.device(device).index or 0
         info["gpu"] = torch.cuda.get_device_name(idx)
+        info["gpu_peak_bf16_tflops"] = peak_bf16_tflops(str(info["gpu"])) or "unknown"
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
     return info
@@ -276,6 +307,9 @@ def measure_throughput(
     )
     memory = PeakMemory(device)
     memory._release_free_heap()
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     try:
         model = build().to(device)
         x = torch.randn(shape, device=device)
@@ -338,6 +372,7 @@ def measure_throughput(
     except Exception as e:  # noqa: BLE001 - reported per option, see docstring
         result.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
     finally:
+        torch.backends.cudnn.benchmark = cudnn_benchmark
         # Drop compiled graphs and the model before the next measurement.
         if opt.compile:
             torch._dynamo.reset()

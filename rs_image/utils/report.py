@@ -55,12 +55,15 @@ __all__ = [
     "count_spec",
     "count_rows",
     "throughput_rows",
+    "FLOPS_PER_MAC",
+    "format_mfu",
     "rows_to_markdown",
     "rows_to_csv",
     "rows_to_json",
     "read_csv_rows",
     "PlotPoint",
     "plot_points",
+    "top1_input_mismatches",
     "plot_accuracy_vs_flops",
     "shape_str",
     "parse_views",
@@ -108,6 +111,8 @@ class ModelSpec:
         clip: frames x sampling rate as text (``"32x2"``), empty for images.
         top1: top-1 accuracy reported by the model's authors (never measured here), or None.
         top1_source: who reported ``top1``.
+        top1_input_size, top1_views: the test input and views ``top1`` was reported at (default: the spec's
+            own ``test_input_size`` / ``test_views``; they stay when :meth:`with_overrides` changes the inputs).
         dataset: the data set of ``top1``.
         cfg: the registry's pretrained cfg (our models), for the zoo page.
     """
@@ -122,9 +127,16 @@ class ModelSpec:
     clip: str = ""
     top1: Optional[float] = None
     top1_source: Optional[str] = None
+    top1_input_size: Optional[Tuple[int, ...]] = None
+    top1_views: Optional[Tuple[int, int]] = None
     dataset: str = ""
     cfg: Dict[str, Any] = field(default_factory=dict)
     _fingerprint: Optional[str] = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.top1 is not None:
+            self.top1_input_size = tuple(self.top1_input_size or self.test_input_size)
+            self.top1_views = tuple(self.top1_views or self.test_views)  # type: ignore[assignment]
 
     def fingerprint(self) -> str:
         """:func:`model_fingerprint` of the architecture (built on the meta device where possible), memoised."""
@@ -540,7 +552,8 @@ def count_rows(
 
     Row keys: ``table`` ("counts"), ``model, family, task, input, shape, clip, params_m, gmacs`` (conv +
     linear), ``bn_gmacs``, ``gmacs_with_bn``, ``activations_m``, ``views`` (1x1 for train rows),
-    ``gmacs_x_views``, ``top1``, ``top1_source``, ``dataset``.
+    ``gmacs_x_views``, ``top1``, ``top1_source``, ``top1_input`` and ``top1_views`` (what ``top1`` was
+    reported at), ``dataset``.
     """
     rows = []
     for spec in specs:
@@ -569,16 +582,30 @@ def count_rows(
                     gmacs_x_views=round(gmacs * views[0] * views[1], 4),
                     top1=spec.top1,
                     top1_source=spec.top1_source or "",
+                    top1_input=shape_str(spec.top1_input_size) if spec.top1_input_size else None,
+                    top1_views=_views_str(spec.top1_views) if spec.top1_views else None,
                     dataset=spec.dataset,
                 )
             )
     return rows
 
 
-def throughput_rows(results: Sequence[ThroughputResult], count_rows_: Sequence[Mapping[str, Any]] = ()) -> List[Dict[str, Any]]:
+# Model FLOPs per clip per forward multiply-add (conv + linear): 2 (a multiply and an add) for inference, and
+# for a training step 3 x that (the usual convention: the backward pass costs twice the forward).
+FLOPS_PER_MAC = {"inference": 2, "train": 6}
+
+
+def throughput_rows(
+    results: Sequence[ThroughputResult],
+    count_rows_: Sequence[Mapping[str, Any]] = (),
+    peak_tflops: Optional[float] = None,
+) -> List[Dict[str, Any]]:
     """Throughput results as rows (``table`` = "throughput"), with speed-up over ``eager`` of the same
     model and mode, and, where ``count_rows_`` has the forward MACs at the same input, the time per
-    forward GMAC (``ms_per_gmac`` = step time / (batch x GMACs per clip)) for comparing architectures."""
+    forward GMAC (``ms_per_gmac`` = step time / (batch x GMACs per clip)) for comparing architectures, the
+    achieved model TFLOP/s (``achieved_tflops`` = :data:`FLOPS_PER_MAC` x GMACs per clip x clips/s / 1000)
+    and, given the device's ``peak_tflops`` (dense bf16, :func:`~rs_image.utils.benchmark.peak_bf16_tflops`),
+    the model FLOP utilisation ``mfu`` = achieved / peak (for every option, fp32 rows included)."""
     gmacs = {(r["model"], r["shape"]): r["gmacs"] for r in count_rows_}
     # A result pooled from rounds can carry an error of one round and still have timed steps.
     timed = {id(r): bool(r.step_times_ms) and math.isfinite(r.median_ms) for r in results}
@@ -591,6 +618,11 @@ def throughput_rows(results: Sequence[ThroughputResult], count_rows_: Sequence[M
         g = gmacs.get((r.model, r.input_shape))
         row["gmacs_per_clip"] = g
         row["ms_per_gmac"] = round(r.median_ms / (r.batch_size * g), 3) if g and timed[id(r)] else None
+        tflops = FLOPS_PER_MAC[r.mode] * g * r.clips_per_s / 1e3 if g and timed[id(r)] else None
+        # 4 significant digits: a CPU reaches ~1e-4 TFLOP/s on tiny inputs, a GPU hundreds.
+        row["achieved_tflops"] = float(f"{tflops:.4g}") if tflops is not None else None
+        row["peak_tflops"] = peak_tflops
+        row["mfu"] = float(f"{tflops / peak_tflops:.4g}") if tflops is not None and peak_tflops else None
         for k in ("median_ms", "min_ms", "max_ms", "clips_per_s", "peak_mem_mib", "cpu_ms", "load_1min"):
             if isinstance(row[k], float) and math.isfinite(row[k]):
                 row[k] = round(row[k], 3)
@@ -644,23 +676,35 @@ def rows_to_markdown(
         else:
             parts.append("\n## Throughput\n")
         header = ["model", "mode", "option", "device", "batch", "input", "median ms/step", "clips/s", "vs eager",
-                  "ms per fwd GMAC", "CPU ms/step", "peak mem (MiB)", "memory kind", "load (1 min)"]
+                  "ms per fwd GMAC", "TFLOP/s", "MFU", "CPU ms/step", "peak mem (MiB)", "memory kind", "load (1 min)"]
         body = [
             (
                 r["model"], r["mode"], r["option"], r["device"], r["batch_size"], r["input_shape"],
                 r["median_ms"] if not r["error"] else f"{_fmt(r['median_ms'])} (error: {r['error']})", r["clips_per_s"],
-                f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "–", r["ms_per_gmac"], r.get("cpu_ms"),
-                r["peak_mem_mib"], r["peak_mem_kind"], r.get("load_1min"),
+                f"{r['speedup_vs_eager']:.2f}x" if r["speedup_vs_eager"] else "–", r["ms_per_gmac"],
+                r.get("achieved_tflops"), format_mfu(r.get("mfu")), r.get("cpu_ms"), r["peak_mem_mib"],
+                r["peak_mem_kind"], r.get("load_1min"),
             )
             for r in throughput
         ]
         parts.append(_md_table(header, body))
+        peaks = sorted({r["peak_tflops"] for r in throughput if r.get("peak_tflops")})
+        peak_note = (f"against a dense bf16 peak of {', '.join(f'{p:g}' for p in peaks)} TFLOP/s, for every option "
+                     "(fp32 rows too)") if peaks else "n/a: no bf16 peak known for this device (--peak-tflops sets one)"
         parts.append(
             "\nMedian of the timed steps after warm-up, synchronised; train = forward, cross-entropy, backward and "
-            "SGD step. ms per fwd GMAC = step time / (batch x forward GMACs per clip). CPU ms/step = process CPU "
-            "time of a step (all threads); load = 1-minute load average of the machine after the timed steps."
+            "SGD step. ms per fwd GMAC = step time / (batch x forward GMACs per clip). TFLOP/s = model FLOPs "
+            "achieved: 2 x forward MACs (conv + linear, fvcore) x clips/s for inference, 3 x that for training "
+            f"(backward = 2 x forward, the usual convention). MFU = TFLOP/s / peak, {peak_note}. CPU ms/step = "
+            "process CPU time of a step (all threads); load = 1-minute load average of the machine after the timed "
+            "steps."
         )
     return "\n".join(parts) + "\n"
+
+
+def format_mfu(mfu: Optional[float]) -> str:
+    """``0.4123`` -> ``"41.2%"``; None -> ``"n/a"``."""
+    return "n/a" if mfu is None else f"{100 * mfu:.1f}%"
 
 
 def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -732,12 +776,23 @@ class PlotPoint:
     source: str
 
 
+def _top1_candidates(rows: Sequence[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+    return [r for r in rows if r["task"] == "video" and r["top1"] is not None and r["input"] != "train"]
+
+
+def _top1_applies(row: Mapping[str, Any]) -> bool:
+    """Whether the row's test input and views are those its top-1 was reported at."""
+    return row.get("top1_input") == row["shape"] and row.get("top1_views") == row["views"]
+
+
 def plot_points(rows: Sequence[Mapping[str, Any]]) -> List[PlotPoint]:
-    """Video rows at their test input that carry a reported Kinetics-400 top-1. The same architecture
+    """Video rows at their test input that carry a reported Kinetics-400 top-1, only where that input and
+    the views are the ones the top-1 was reported at (a top-1 measured on 8-frame clips says nothing about
+    the cost of 32-frame ones; :func:`top1_input_mismatches` lists the rows left out). The same architecture
     reported twice (our ``slow_r50`` and ``ptv:slow_r50``) is plotted once."""
     points, seen = [], set()
-    for r in rows:
-        if r["task"] != "video" or r["top1"] is None or r["input"] == "train":
+    for r in _top1_candidates(rows):
+        if not _top1_applies(r):
             continue
         key = (round(r["gmacs_x_views"], 0), r["top1"])
         if key in seen:
@@ -745,6 +800,20 @@ def plot_points(rows: Sequence[Mapping[str, Any]]) -> List[PlotPoint]:
         seen.add(key)
         points.append(PlotPoint(r["model"], r["family"], r["gmacs_x_views"], r["top1"], r["top1_source"]))
     return points
+
+
+def top1_input_mismatches(rows: Sequence[Mapping[str, Any]]) -> List[str]:
+    """One line per video test row whose reported top-1 is *not* plotted because the row is at another input
+    or other views than the top-1 was reported at (e.g. after ``--frames`` / ``--size`` overrides)."""
+    out = []
+    for r in _top1_candidates(rows):
+        if _top1_applies(r):
+            continue
+        reported = (f"{r['top1_input']}, {r['top1_views']} views" if r.get("top1_input") and r.get("top1_views")
+                    else "an unknown input")
+        out.append(f"{r['model']}: top-1 {r['top1']:.2f} was reported at {reported}; this row is "
+                   f"{r['shape']}, {r['views']} views")
+    return out
 
 
 _COLORS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:gray")
