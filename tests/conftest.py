@@ -11,6 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+import rs_video.task  # noqa: E402,F401  (registers TASK video and its config keys, as the tools do)
+
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

@@ -1,5 +1,5 @@
-"""Multi-view test of the video data through the engine's MultiViewAggregator: every (video, view) counted
-once, also across 2 gloo processes with a padding, reshuffled DistributedSampler."""
+"""Multi-view test of the video data through the engine's MultiViewAggregator across 2 gloo processes: with
+the engine's sharded sampler every (video, view) is counted once; a padding DistributedSampler is refused."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rs_image.engine.evaluator import MultiViewAggregator
+from rs_image.engine.samplers import ShardedEvalSampler
 from rs_video.data import build_video_dataset
 from tests.videos import data_cfg, list_dataset
 
@@ -28,49 +29,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _aggregate(dataset, sampler) -> MultiViewAggregator:
+    agg = MultiViewAggregator(dataset.num_videos, 4, "sum")
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=0):
+        scores = fake_scores(batch["video_index"], batch["view_index"], 4)
+        agg.update(scores, batch["label"], batch["video_index"], batch["view_index"], batch["failed"])
+    agg.synchronize()
+    return agg
+
+
 def _rank_main(rank: int, world: int, port: int, root: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         cfg = data_cfg(root, TEST__NUM_ENSEMBLE_VIEWS=3, TEST__NUM_SPATIAL_CROPS=1)
-        dataset = build_video_dataset(cfg, "test")  # 3 videos x 3 views = 9 items: padded to 10 on 2 ranks
-        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=0)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=0)
-        seen, refused = 0, ""
-        for epoch in range(2):  # set_epoch each epoch, as the engine does; the result must not change
-            sampler.set_epoch(epoch)
-            agg = MultiViewAggregator(dataset.num_videos, 4, "sum", keep_view_scores=True)
-            unkept = MultiViewAggregator(dataset.num_videos, 4, "sum")  # cannot undo the padding duplicate
-            for batch in loader:
-                seen += len(batch["video_index"])
-                scores = fake_scores(batch["video_index"], batch["view_index"], 4)
-                for aggregator in (agg, unkept):
-                    aggregator.update(scores, batch["label"], batch["video_index"], batch["view_index"], batch["failed"])
-            agg.synchronize()
-            agg.check_complete(dataset.num_views)
-            try:
-                unkept.synchronize()
-            except RuntimeError as error:
-                refused = str(error)
+        dataset = build_video_dataset(cfg, "test")  # 3 videos x 3 views = 9 items on 2 ranks
+        sharded = ShardedEvalSampler(len(dataset), rank, world)
+        agg = _aggregate(dataset, sharded)
+        agg.check_complete(dataset.num_views)
+        refused = ""
+        try:  # pads 9 items to 10: one view scored twice, which the sums could no longer undo
+            _aggregate(dataset, torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=0))
+        except RuntimeError as error:
+            refused = str(error)
         if rank == 0:
             summary = agg.summarize(views_per_sample=dataset.num_views)
             with open(out, "w") as handle:
                 json.dump({"num_views": agg.view_counts.tolist(), "scores": agg.scores.tolist(),
-                           "labels": agg.labels.tolist(), "seen_per_epoch": seen // 2, "refused": refused,
+                           "labels": agg.labels.tolist(), "shard": len(sharded), "refused": refused,
                            "evaluated": summary.num_evaluated}, handle)
     finally:
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_with_distributed_sampler_count_every_view_once(tmp_path):
+def test_two_gloo_processes_count_every_view_once(tmp_path):
     root = list_dataset(tmp_path / "data", splits=("test",), num_videos=3, num_frames=16)
     out = tmp_path / "result.json"
     mp.spawn(_rank_main, args=(2, _free_port(), str(root), str(out)), nprocs=2, join=True)
     result = json.loads(out.read_text())
-    assert result["seen_per_epoch"] == 5  # per rank: 10 = 9 items + 1 padding duplicate
+    assert result["shard"] == 5  # rank 0 takes items 0..4, rank 1 items 5..8: no padding
     assert result["num_views"] == [3, 3, 3] and result["evaluated"] == 3
     assert result["labels"] == [0, 1, 0]
-    # Each video's class gets 1 + 2 + 3 = 6 exactly once, whichever view was the padded duplicate.
+    # Each video's class gets 1 + 2 + 3 = 6 exactly once.
     for video, scores in enumerate(result["scores"]):
         assert scores[video % 4] == 6.0 and sum(scores) == 6.0
-    # Without the per-view scores the duplicate is detected on every rank instead of silently summed.
+    # A padding sampler's duplicate is detected on every rank instead of silently summed.
     assert "1 (sample, view) pairs were scored on more than one process" in result["refused"]

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from rs_image.engine import ConfigError, VideoTask, load_config
 from rs_image.data import normalize_uint8
+from rs_image.engine import ConfigError, load_config
 from rs_image.recipe import BatchMixup
 from rs_video.data import build_clip_transform, build_video_dataset, collate_clips
+from rs_video.task import VideoTask
 from tests.videos import data_cfg, list_dataset
 
 
@@ -68,7 +69,7 @@ def test_uint8_transform_output_is_the_unnormalised_crop():
     clip = torch.randint(0, 256, (4, 3, 40, 60), dtype=torch.uint8)
     raw = build_clip_transform(cfg, "val")(clip)  # short side already 40: a centre crop of columns 10..49
     assert raw.dtype == torch.uint8 and torch.equal(raw, clip[..., 10:50].permute(1, 0, 2, 3))
-    floats = build_clip_transform(data_cfg("."), "val")(clip)
+    floats = build_clip_transform(data_cfg(".", DATA__MEAN=[0.45] * 3, DATA__STD=[0.225] * 3), "val")(clip)
     expected = (clip[..., 10:50].permute(1, 0, 2, 3).float() / 255 - 0.45) / 0.225
     torch.testing.assert_close(floats, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(normalize_uint8(raw[None], [0.45] * 3, [0.225] * 3)[0], floats, rtol=0, atol=1e-6)

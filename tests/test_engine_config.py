@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from rs_image.engine.config import ConfigError, ConfigKeyError, get_cfg, load_config, save_config
+from rs_image.engine.config import (
+    ConfigError,
+    ConfigKeyError,
+    Rule,
+    add_config_extension,
+    get_cfg,
+    load_config,
+    require_keys,
+    save_config,
+)
 from rs_image.engine.launch import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +120,7 @@ def test_wrong_type_in_yaml(tmp_path):
         (["TRAIN.MIXED_PRECISION", "fp32"], r"TRAIN\.MIXED_PRECISION.*'none', 'bf16', 'fp16'"),
         (["SOLVER.WARMUP_EPOCHS", "400"], r"SOLVER\.WARMUP_EPOCHS"),
         (["EMA.DECAY", "1.5"], r"EMA\.DECAY"),
-        (["TRAIN.CHECKPOINT_INFLATE", "average"], r"TRAIN\.CHECKPOINT_FILE_PATH is empty"),
+        (["TASK", "video", "TRAIN.CHECKPOINT_INFLATE", "average"], r"TRAIN\.CHECKPOINT_FILE_PATH is empty"),
         (["SOLVER.BASE_LR"], r"KEY VALUE pairs"),
         (["_BASE_", "x.yaml"], r"_BASE_"),
     ],
@@ -144,10 +153,11 @@ def test_cli_parsing():
 
 def test_every_shipped_config_loads():
     configs = sorted((REPO / "configs").rglob("*.yaml"))
-    assert configs, "no configs found"
+    assert len(configs) >= 20, "configs missing"
     for path in configs:
         cfg = load_config(path)
-        assert cfg.MODEL.NAME, path
+        if not path.name.startswith("base_"):  # a runnable recipe names its task, model and classes
+            require_keys(cfg, str(path))
 
 
 def test_imagenet_configs_match_released_per_model_values():
@@ -180,8 +190,55 @@ def test_kinetics_configs_carry_the_model_garden_recipe():
     assert in1k.TRAIN.CHECKPOINT_INFLATE == "average" and in1k.TRAIN.CHECKPOINT_FILE_PATH
 
 
-def test_defaults_follow_the_recipe():
+def test_defaults_follow_the_recipe_and_name_no_task():
     cfg = get_cfg()
     assert cfg.SOLVER.MOMENTUM == 0.9 and cfg.SOLVER.WEIGHT_DECAY == pytest.approx(4e-5)
     assert cfg.SOLVER.LABEL_SMOOTHING == 0.1 and cfg.EMA.DECAY == 0.9999 and cfg.EMA.TF_WARMUP
-    assert cfg.SOLVER.LR_POLICY == "cosine" and cfg.EMA.INCLUDE_BUFFERS
+    assert cfg.EMA.INCLUDE_BUFFERS
+    assert (cfg.TASK, cfg.MODEL.NAME, cfg.MODEL.NUM_CLASSES) == ("", "", 0)
+    with pytest.raises(ConfigError, match="training needs TASK, MODEL.NAME, MODEL.NUM_CLASSES"):
+        require_keys(load_config(None), "training")
+
+
+@pytest.mark.parametrize("key, replacement", [
+    ("NUM_GPUS", "torchrun"), ("SOLVER.OPTIMIZING_METHOD", "SGD"), ("SOLVER.LR_POLICY", "cosine with linear warm-up"),
+])
+def test_keys_that_did_nothing_are_gone_with_their_replacement(tmp_path, key, replacement):
+    with pytest.raises(ConfigKeyError, match=rf"'{key}' \(command line\) was removed: .*{replacement}"):
+        load_config(None, [key, "sgd"])
+    section, _, leaf = key.rpartition(".")
+    text = f"{section}:\n  {leaf}: sgd\n" if section else f"{leaf}: 1\n"
+    with pytest.raises(ConfigKeyError, match=rf"'{key}' \(in .*bad.yaml\) was removed"):
+        load_config(_write(tmp_path / "bad.yaml", text))
+
+
+def test_a_task_that_is_not_registered_is_named(tmp_path):
+    bad = _write(tmp_path / "pose.yaml", "TASK: pose\nMODEL:\n  NAME: x\n")
+    with pytest.raises(ConfigError, match=r"TASK 'pose' \(in .*pose.yaml\) is not registered; registered tasks: image, video"):
+        load_config(bad)
+
+
+def test_video_keys_and_rules_come_from_the_video_task():
+    cfg = load_config(None, ["TASK", "video", "DATA.NUM_FRAMES", "16", "TEST.NUM_ENSEMBLE_VIEWS", "4"])
+    assert (cfg.DATA.NUM_FRAMES, cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.DATA.DECODER) == (16, 4, "auto")
+    with pytest.raises(ConfigError, match=r"DATA.TRAIN_JITTER_SCALES' = \[200, 320\]: must be .*min >= DATA.TRAIN_CROP_SIZE"):
+        load_config(None, ["TASK", "video", "DATA.TRAIN_JITTER_SCALES", "[200, 320]"])  # the 224 crop does not fit
+    load_config(None, ["TASK", "image", "DATA.TRAIN_JITTER_SCALES", "[200, 320]"])  # not a key of image runs
+    with pytest.raises(ConfigError, match=r"'DATA.DECODER' = 'ffmpeg' is not one of 'auto', 'torchcodec', 'pyav', 'decord'"):
+        load_config(None, ["DATA.DECODER", "ffmpeg"])
+
+
+def test_an_extension_adds_keys_choices_and_rules():
+    def add(cfg):
+        cfg.POSE = type(cfg)()
+        cfg.POSE.NUM_KEYPOINTS = 17
+        cfg.POSE.HEAD = "simple"
+
+    add_config_extension("test-pose", add, choices={"POSE.HEAD": ("simple", "deconv")},
+                         rules=[Rule("POSE.NUM_KEYPOINTS", lambda v, c: v > 0, "> 0")])
+    add_config_extension("test-pose", add)  # idempotent
+    assert load_config(None, ["POSE.NUM_KEYPOINTS", "5"]).POSE.NUM_KEYPOINTS == 5
+    with pytest.raises(ConfigError, match=r"'POSE.NUM_KEYPOINTS' = 0: must be > 0"):
+        load_config(None, ["POSE.NUM_KEYPOINTS", "0"])
+    with pytest.raises(ConfigError, match=r"'POSE.HEAD' = 'big' is not one of 'simple', 'deconv'"):
+        load_config(None, ["POSE.HEAD", "big"])

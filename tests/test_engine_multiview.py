@@ -7,7 +7,8 @@ import csv
 import pytest
 import torch
 
-from rs_image.engine.evaluator import MultiViewAggregator, ShardedEvalSampler, write_predictions
+from rs_image.engine.evaluator import MultiViewAggregator, write_predictions
+from rs_image.engine.samplers import ShardedEvalSampler
 
 
 def _scores(rows):
@@ -93,19 +94,6 @@ def test_sharded_sampler_covers_every_index_once_in_contiguous_blocks():
     assert shards == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
     assert [len(ShardedEvalSampler(10, r, 3)) for r in range(3)] == [4, 3, 3]
     assert [list(ShardedEvalSampler(2, r, 3)) for r in range(3)] == [[0], [1], []]
-
-
-@pytest.mark.parametrize("method", ["sum", "max"])
-def test_kept_view_scores_give_the_same_result_in_one_process(method):
-    immediate, kept = MultiViewAggregator(4, 6, method), MultiViewAggregator(4, 6, method, keep_view_scores=True)
-    for agg in (immediate, kept):
-        _feed(agg, VIEWS[:4])
-        _feed(agg, VIEWS[2:] + [VIEWS[0]])  # repeats are ignored in both modes
-        _feed(agg, [(3, 0, 4, [0.0] * 6)], failed=torch.tensor([True]))
-    kept.synchronize()  # without a process group: folds the kept views in
-    torch.testing.assert_close(kept.scores, immediate.scores)
-    assert kept.view_counts.tolist() == immediate.view_counts.tolist() == [2, 2, 2, 0]
-    assert kept.failed_views.tolist() == [0, 0, 0, 1] and kept.labels.tolist() == [1, 2, 5, 4]
 
 
 def test_check_complete_reports_samples_without_exactly_their_views():

@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from rs_image.engine import ImageTask, NonFiniteLossError, Trainer, VideoTask, load_config, run_test
+from rs_image.engine import ImageTask, NonFiniteLossError, Trainer, load_config, run_test
+from rs_video.task import VideoTask
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.launch import train_main
 from tests.images import jpeg_folder

@@ -74,12 +74,14 @@ def list_dataset(root, splits: Sequence[str] = ("train", "val", "test"), num_vid
 
 def data_cfg(data_dir, **overrides):
     """The engine's default config with small clips for tests; ``overrides`` like ``DATA__NUM_FRAMES=4``."""
+    import rs_video.task  # noqa: F401  (the video keys; spawned test processes do not run conftest.py)
     from rs_image.engine.config import get_cfg
 
     cfg = get_cfg()
     cfg.TASK = "video"
     cfg.MODEL.NUM_CLASSES = 2
     cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
+    cfg.DATA.MEAN, cfg.DATA.STD = [0.45] * 3, [0.225] * 3  # the Kinetics statistics (SlowFast's)
     cfg.DATA.NUM_FRAMES = 4
     cfg.DATA.SAMPLING_RATE = 2
     cfg.DATA.TRAIN_JITTER_SCALES = [40, 48]

@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))  # run from a source checkout
 
 import torch  # noqa: E402
 
+import rs_video.task  # noqa: E402,F401  (registers TASK video)
 from rs_image.engine.config import load_config  # noqa: E402
 from rs_image.engine.launch import launch  # noqa: E402
 from rs_image.engine.logger import setup_logging  # noqa: E402

@@ -169,6 +169,7 @@ def _train_opts(ctx: Context, name: str, task: str = "video", *extra: str) -> Li
 
 
 def _build_trainer(ctx: Context, name: str, task: str = "video", *extra: str):
+    import rs_video.task  # noqa: F401  (registers TASK video)
     from rs_image.engine import Trainer, load_config
 
     return Trainer(load_config(None, _train_opts(ctx, name, task, *extra)))

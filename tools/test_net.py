@@ -14,6 +14,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
+import rs_video.task  # noqa: E402,F401  (registers TASK video)
 from rs_image.engine.launch import test_main  # noqa: E402
 
 if __name__ == "__main__":

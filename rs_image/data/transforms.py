@@ -17,7 +17,10 @@ from typing import Sequence, Tuple, Union
 import torch
 from torchvision.transforms import v2
 
-__all__ = ["RandAugmentTF", "build_train_transform", "build_eval_transform", "eval_resize_size", "normalize_uint8"]
+__all__ = [
+    "RandAugmentTF", "build_train_transform", "build_eval_transform", "eval_resize_size", "interpolation_mode",
+    "normalize_uint8",
+]
 
 
 def _levels(num_bins: int, value_at_level_10: float) -> torch.Tensor:
@@ -76,7 +79,8 @@ class RandAugmentTF(v2.RandAugment):
         )
 
 
-def _interpolation(name: str) -> v2.InterpolationMode:
+def interpolation_mode(name: str) -> v2.InterpolationMode:
+    """torchvision's interpolation mode for a name such as ``"bilinear"`` / ``"bicubic"`` (``DATA.INTERPOLATION``)."""
     try:
         return v2.InterpolationMode(name.lower())
     except ValueError:
@@ -108,7 +112,7 @@ def build_train_transform(
         randaugment_ops: RandAugment ops per image.
         mean, std: per-channel normalisation on the [0, 1] scale.
     """
-    mode = _interpolation(interpolation)
+    mode = interpolation_mode(interpolation)
     steps = [v2.RandomResizedCrop(size, scale=tuple(area), ratio=tuple(aspect), interpolation=mode, antialias=True)]
     if flip:
         steps.append(v2.RandomHorizontalFlip())
@@ -137,7 +141,7 @@ def build_eval_transform(
     convert to float32 and normalise."""
     return v2.Compose(
         [
-            v2.Resize(eval_resize_size(size, crop_pct), interpolation=_interpolation(interpolation), antialias=True),
+            v2.Resize(eval_resize_size(size, crop_pct), interpolation=interpolation_mode(interpolation), antialias=True),
             v2.CenterCrop(size),
             v2.ToDtype(torch.float32, scale=True),
             v2.Normalize(list(mean), list(std)),

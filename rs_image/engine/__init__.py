@@ -1,24 +1,41 @@
-"""Training and evaluation engine shared by the image and the video models.
+"""Training and evaluation engine, task-agnostic: tasks (image here, video in ``rs_video.task``) plug in.
 
-* :mod:`~rs_image.engine.config` - the fvcore ``CfgNode`` defaults, loading with ``_BASE_`` and validation
-* :class:`~rs_image.engine.trainer.Trainer` - the training loop (recipe, DDP, checkpoints, exact resume)
+* :mod:`~rs_image.engine.config` - the fvcore ``CfgNode`` defaults, the extension hook, loading and validation
+* :mod:`~rs_image.engine.tasks` - the task interface, the registry and the image task
+* :class:`~rs_image.engine.trainer.Trainer` - the training loop, assembled from ``build_*`` methods
+* :mod:`~rs_image.engine.hooks` - metrics, precise BN, checkpoints and validation around the loop
 * :func:`~rs_image.engine.inference.run_test` - multi-view testing
-* :mod:`~rs_image.engine.tasks` - what differs between images and videos
-* :mod:`~rs_image.engine.checkpoint`, :mod:`~rs_image.engine.distributed`, :mod:`~rs_image.engine.logger`
+* :mod:`~rs_image.engine.runtime`, :mod:`~rs_image.engine.samplers`, :mod:`~rs_image.engine.checkpoint`,
+  :mod:`~rs_image.engine.distributed`, :mod:`~rs_image.engine.logger`, :mod:`~rs_image.engine.launch`
 """
 
+from rs_image.errors import TooManyFailuresError
+
 from .checkpoint import CheckpointError, find_resume_checkpoint, load_checkpoint
-from .config import CfgNode, ConfigError, ConfigKeyError, get_cfg, load_config, save_config, validate_cfg
-from .evaluator import MultiViewAggregator, MultiViewSummary, ShardedEvalSampler, evaluate_single_view
-from .inference import TooManyFailuresError, run_test
-from .launch import launch, test_main, train_main
-from .tasks import ImageTask, Task, VideoTask, get_task, register_task
+from .config import (
+    CfgNode,
+    ConfigError,
+    ConfigKeyError,
+    Rule,
+    add_config_extension,
+    get_cfg,
+    load_config,
+    save_config,
+    validate_cfg,
+)
+from .evaluator import MultiViewAggregator, MultiViewSummary, evaluate_single_view
+from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, Validator
+from .inference import run_test
+from .launch import launch, run_cli, test_main, train_main
+from .samplers import ResumableDistributedSampler, ShardedEvalSampler
+from .tasks import ImageTask, Task, get_task, register_task
 from .trainer import NonFiniteLossError, Trainer
 
 __all__ = [
-    "CfgNode", "ConfigError", "ConfigKeyError", "get_cfg", "load_config", "save_config", "validate_cfg",
-    "Trainer", "NonFiniteLossError", "run_test", "TooManyFailuresError", "Task", "ImageTask", "VideoTask",
-    "get_task", "register_task", "MultiViewAggregator", "MultiViewSummary", "ShardedEvalSampler",
-    "evaluate_single_view", "CheckpointError", "find_resume_checkpoint", "load_checkpoint", "launch",
+    "CfgNode", "ConfigError", "ConfigKeyError", "Rule", "add_config_extension", "get_cfg", "load_config",
+    "save_config", "validate_cfg", "Trainer", "NonFiniteLossError", "Hook", "MetricLogger", "PreciseBN",
+    "Checkpointer", "Validator", "run_test", "TooManyFailuresError", "Task", "ImageTask", "get_task",
+    "register_task", "MultiViewAggregator", "MultiViewSummary", "ShardedEvalSampler", "ResumableDistributedSampler",
+    "evaluate_single_view", "CheckpointError", "find_resume_checkpoint", "load_checkpoint", "launch", "run_cli",
     "train_main", "test_main",
 ]

@@ -1,8 +1,8 @@
-"""Configuration: the one set of defaults, loading with ``_BASE_`` inheritance, and validation.
+"""Configuration: the engine's defaults, one extension hook for tasks, loading with ``_BASE_``, validation.
 
 The configuration is an :class:`fvcore.common.config.CfgNode` (yacs). Key names follow SlowFast where
-the meaning is the same (``TRAIN.BATCH_SIZE``, ``DATA.NUM_FRAMES``, ``SOLVER.BASE_LR``, ...), so a
-SlowFast user feels at home. Differences worth knowing:
+the meaning is the same (``TRAIN.BATCH_SIZE``, ``SOLVER.BASE_LR``, ...), so a SlowFast user feels at home.
+Differences worth knowing:
 
 * ``TRAIN.BATCH_SIZE`` / ``TEST.BATCH_SIZE`` are **per process** (per GPU), not per machine.
 * ``SOLVER.BASE_LR`` is the learning rate at ``SOLVER.BASE_BATCH_SIZE`` samples per optimizer step;
@@ -11,9 +11,16 @@ SlowFast user feels at home. Differences worth knowing:
   ``momentum=0.0`` (used by every released ResNet-RS recipe) is PyTorch ``1.0``; see
   :mod:`rs_image.recipe.batchnorm`.
 
-Loading (:func:`load_config`) differs from plain yacs in its error messages: an unknown key names the
-closest valid keys, a value of the wrong type names the key, the expected and the given type, and a value
-outside the allowed set names the allowed values.
+The defaults below describe no particular task: ``TASK``, ``MODEL.NAME`` and ``MODEL.NUM_CLASSES`` start
+unset and a task adds its own keys through :func:`add_config_extension` (SlowFast's
+``add_custom_config``): the image task (:mod:`rs_image.engine.tasks`) adds ``DATA.CROP_PCT``, the video task
+(``rs_video.task``) frames, decoders and test views.
+
+Loading (:func:`load_config`) is fvcore's merging (``_BASE_`` chains, yacs type checks) with messages that
+name the key and the file: an unknown key names the closest valid keys, a value of the wrong type names the
+expected and the given type, an int is accepted where a float is expected, a removed key names what
+replaced it, and a value outside the allowed set names the allowed values. Values are checked by a table
+of rules (:data:`RULES`, extended by tasks).
 
 Example::
 
@@ -22,10 +29,12 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 import yaml
 from fvcore.common.config import CfgNode
@@ -37,13 +46,18 @@ __all__ = [
     "CfgNode",
     "ConfigError",
     "ConfigKeyError",
+    "Rule",
+    "RULES",
+    "REMOVED_KEYS",
+    "add_config_extension",
     "get_cfg",
     "load_config",
     "merge_config_dict",
     "merge_config_list",
-    "validate_cfg",
-    "save_config",
     "register_choices",
+    "require_keys",
+    "save_config",
+    "validate_cfg",
 ]
 
 
@@ -56,20 +70,19 @@ class ConfigKeyError(ConfigError, KeyError):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Defaults
+# Defaults of the engine (task-agnostic)
 # ----------------------------------------------------------------------------------------------------
 _C = CfgNode()
 
-# "video" (rs_video models on Kinetics-style data) or "image" (rs_image models on ImageNet folders).
-_C.TASK = "video"
+# The task ("image", "video", or one registered by a plug-in); required.
+_C.TASK = ""
 _C.OUTPUT_DIR = "./output"
-# Base seed. Model initialisation uses RNG_SEED on every rank; training randomness uses RNG_SEED + rank.
+# Base seed: model initialisation uses RNG_SEED on every rank; every random choice about a training sample
+# comes from (RNG_SEED, epoch, sample index, attempt); dropout and drop-path use RNG_SEED + rank.
 _C.RNG_SEED = 1
-# Informational only: torchrun decides the number of processes (WORLD_SIZE).
-_C.NUM_GPUS = 1
 # "auto" (cuda:LOCAL_RANK when CUDA is available, else cpu), "cpu" or "cuda".
 _C.DEVICE = "auto"
-# torch.use_deterministic_algorithms(True) and no cuDNN autotuning: bit-exact resume on CPU.
+# torch.use_deterministic_algorithms(True) and no cuDNN autotuning.
 _C.DETERMINISTIC = False
 # Log training metrics every LOG_PERIOD optimizer steps (JSON lines, TensorBoard, text log).
 _C.LOG_PERIOD = 10
@@ -80,8 +93,10 @@ _C.TENSORBOARD = True
 
 # ---------------------------------------------------------------------------- MODEL
 _C.MODEL = CfgNode()
-_C.MODEL.NAME = "rs3d_50"
-_C.MODEL.NUM_CLASSES = 400
+# A registered model of the task (rs_image.list_models(), rs_video.list_models()); required.
+_C.MODEL.NAME = ""
+# Classifier outputs; required (>= 1).
+_C.MODEL.NUM_CLASSES = 0
 # -1 keeps the value of the model's pretrained_cfg (the released recipe).
 _C.MODEL.DROPOUT_RATE = -1.0
 _C.MODEL.DROP_PATH_RATE = -1.0
@@ -95,38 +110,29 @@ _C.MODEL.ACT_CHECKPOINT = False
 # channels_last (2D) / channels_last_3d (video) memory format for model and inputs.
 _C.MODEL.CHANNELS_LAST = False
 
-# ---------------------------------------------------------------------------- DATA
+# ---------------------------------------------------------------------------- DATA (any task)
 _C.DATA = CfgNode()
-_C.DATA.BACKEND = "native"
+# The data set's folder (its layout is the task's: image folders, video lists, ...).
 _C.DATA.PATH_TO_DATA_DIR = ""
-_C.DATA.PATH_PREFIX = ""
-_C.DATA.PATH_LABEL_SEPARATOR = " "
-_C.DATA.DECODER = "auto"
-_C.DATA.DECODER_THREADS = 1
-_C.DATA.NUM_FRAMES = 8
-_C.DATA.SAMPLING_RATE = 8
-_C.DATA.TARGET_FPS = 30
-_C.DATA.TRAIN_CROP_MODE = "jitter"
-_C.DATA.TRAIN_JITTER_SCALES = [256, 320]
 _C.DATA.TRAIN_CROP_SIZE = 224
-_C.DATA.INCEPTION_AREA = [0.08, 1.0]
-_C.DATA.INCEPTION_ASPECT = [0.5, 2.0]
 _C.DATA.TEST_CROP_SIZE = 256
-_C.DATA.MEAN = [0.45, 0.45, 0.45]
-_C.DATA.STD = [0.225, 0.225, 0.225]
+# Random-resized-crop area fraction and aspect ratio of training crops ("inception" crops).
+_C.DATA.INCEPTION_AREA = [0.08, 1.0]
+_C.DATA.INCEPTION_ASPECT = [0.75, 1.3333333333]
+# Per-channel normalisation on the [0, 1] scale (ImageNet statistics, the ResNet-RS convention).
+_C.DATA.MEAN = [0.485, 0.456, 0.406]
+_C.DATA.STD = [0.229, 0.224, 0.225]
 _C.DATA.RANDOM_FLIP = True
 _C.DATA.INTERPOLATION = "bilinear"
-# Image eval crop fraction (resize to size / CROP_PCT, then center crop); -1 = model default.
-_C.DATA.CROP_PCT = -1.0
+# Substitutes tried for an unreadable training sample before giving up.
 _C.DATA.NUM_RETRIES = 10
+# Testing stops with an error when more than this fraction of the samples could not be loaded.
 _C.DATA.MAX_FAILURE_FRACTION = 0.05
-_C.DATA.SHORT_CLIP_POLICY = "repeat_last"
-# Video clips out of the data set: "float32" normalised, or "uint8" normalised on the device by the engine.
-_C.DATA.OUTPUT_DTYPE = "float32"
 
 # ---------------------------------------------------------------------------- AUG / MIXUP
 _C.AUG = CfgNode()
 _C.AUG.RAND_AUGMENT = False
+# TF RandAugment level; -1 = the model's randaugment_magnitude.
 _C.AUG.RA_MAGNITUDE = -1
 _C.AUG.RA_NUM_OPS = 2
 
@@ -156,10 +162,8 @@ _C.TRAIN.CHECKPOINT_PERIOD = 10
 # Also refresh "last" every N optimizer steps inside an epoch (-1 off); resuming from it is exact.
 _C.TRAIN.CHECKPOINT_STEP_PERIOD = -1
 _C.TRAIN.AUTO_RESUME = True
-# Initial weights (native / timm / Keras-converted / PyTorchVideo / our checkpoints); "" = random init.
+# Initial weights (native / timm / Keras-converted / our checkpoints, and formats tasks register); "" = random.
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
-# Video task: inflate 2D weights from CHECKPOINT_FILE_PATH ("average" or "center"); "" = no inflation.
-_C.TRAIN.CHECKPOINT_INFLATE = ""
 _C.TRAIN.MIXED_PRECISION = "none"
 _C.TRAIN.COMPILE = False
 # torch.compile backend: "inductor" (generates kernels), "aot_eager" or "eager" (trace only, for debugging).
@@ -175,21 +179,19 @@ _C.TEST.ENABLE = True
 _C.TEST.BATCH_SIZE = 8
 # "" = the newest good checkpoint under OUTPUT_DIR/checkpoints.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
-_C.TEST.NUM_ENSEMBLE_VIEWS = 10
-_C.TEST.NUM_SPATIAL_CROPS = 3
+# How the views of a sample are combined: "sum" or "max" of the softmax scores.
 _C.TEST.ENSEMBLE_METHOD = "sum"
-# Per-video predictions (CSV); "" = OUTPUT_DIR/test_predictions.csv. Relative paths are under OUTPUT_DIR.
+# Per-sample predictions (CSV); "" = OUTPUT_DIR/test_predictions.csv. Relative paths are under OUTPUT_DIR.
 _C.TEST.SAVE_RESULTS_PATH = ""
 # Evaluate the EMA weights when the checkpoint has them.
 _C.TEST.USE_EMA = True
 
 # ---------------------------------------------------------------------------- SOLVER
+# SGD (momentum, optional Nesterov) with a cosine schedule and linear warm-up: the ResNet-RS recipe.
 _C.SOLVER = CfgNode()
-_C.SOLVER.OPTIMIZING_METHOD = "sgd"
 # Learning rate at BASE_BATCH_SIZE; used LR = BASE_LR * global_batch / BASE_BATCH_SIZE.
 _C.SOLVER.BASE_LR = 0.1
 _C.SOLVER.BASE_BATCH_SIZE = 256
-_C.SOLVER.LR_POLICY = "cosine"
 _C.SOLVER.MAX_EPOCH = 350
 _C.SOLVER.WARMUP_EPOCHS = 5.0
 # Warm-up starts here (scaled like BASE_LR) and rises linearly to the cosine value at WARMUP_EPOCHS.
@@ -222,26 +224,87 @@ _C.BN.NUM_BATCHES_PRECISE = 200
 # torch.nn.SyncBatchNorm across processes (CUDA + DDP only).
 _C.BN.SYNC = False
 
+REMOVED_KEYS: Dict[str, str] = {
+    "NUM_GPUS": "torchrun decides the number of processes (--nproc_per_node, WORLD_SIZE); delete the key",
+    "SOLVER.OPTIMIZING_METHOD": "the optimizer is SGD (SOLVER.MOMENTUM, SOLVER.NESTEROV), the ResNet-RS recipe; "
+    "delete the key",
+    "SOLVER.LR_POLICY": "the schedule is cosine with linear warm-up (SOLVER.WARMUP_EPOCHS, SOLVER.COSINE_END_LR); "
+    "delete the key",
+}
+"""Keys that did nothing and are gone: key -> what to do instead (loading a config that sets one fails)."""
 
-# Allowed values of string keys. Other modules (tasks) may extend TASK through register_choices.
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "TASK": ("video", "image"),
+
+# ----------------------------------------------------------------------------------------------------
+# Rules: allowed values and checks, extended by tasks
+# ----------------------------------------------------------------------------------------------------
+class Rule(NamedTuple):
+    """``check(value, cfg)`` must hold for the value of ``key``; ``requirement`` says what it demands."""
+
+    key: str
+    check: Callable[[Any, CfgNode], bool]
+    requirement: str
+
+
+def _between(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Tuple[Callable, str]:
+    def check(v: Any, _: CfgNode) -> bool:
+        return (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+
+    return check, f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def _range_pair(v: Any, _: CfgNode) -> bool:
+    return len(v) == 2 and 0 < v[0] <= v[1]
+
+
+_CHOICES: Dict[str, Tuple[str, ...]] = {
+    "TASK": ("",),  # tasks add themselves (register_task)
     "DEVICE": ("auto", "cpu", "cuda"),
     "MODEL.DROP_PATH_SCHEDULE": ("stage", "linear"),
-    "DATA.BACKEND": ("native", "pytorchvideo"),
-    "DATA.DECODER": ("auto", "torchcodec", "decord", "pyav"),
-    "DATA.TRAIN_CROP_MODE": ("jitter", "inception"),
     "DATA.INTERPOLATION": ("bilinear", "bicubic"),
-    "DATA.SHORT_CLIP_POLICY": ("repeat_last", "loop"),
-    "DATA.OUTPUT_DTYPE": ("float32", "uint8"),
-    "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
     "TRAIN.MIXED_PRECISION": ("none", "bf16", "fp16"),
     "TRAIN.COMPILE_BACKEND": ("inductor", "aot_eager", "eager"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),
     "TEST.ENSEMBLE_METHOD": ("sum", "max"),
-    "SOLVER.LR_POLICY": ("cosine",),
-    "SOLVER.OPTIMIZING_METHOD": ("sgd",),
 }
+
+RULES: List[Rule] = [
+    Rule("TRAIN.BATCH_SIZE", lambda v, c: v > 0, "> 0"),
+    Rule("TEST.BATCH_SIZE", lambda v, c: v > 0, "> 0"),
+    Rule("SOLVER.MAX_EPOCH", lambda v, c: v > 0, "> 0"),
+    Rule("SOLVER.WARMUP_EPOCHS", lambda v, c: 0 <= v < c.SOLVER.MAX_EPOCH, "in [0, SOLVER.MAX_EPOCH)"),
+    Rule("SOLVER.BASE_LR", lambda v, c: v > 0, "> 0"),
+    Rule("SOLVER.BASE_BATCH_SIZE", lambda v, c: v > 0, "> 0"),
+    Rule("SOLVER.WARMUP_START_LR", lambda v, c: v >= 0, ">= 0"),
+    Rule("SOLVER.COSINE_END_LR", lambda v, c: v >= 0, ">= 0"),
+    Rule("SOLVER.MOMENTUM", *_between(0, 1, high_open=True)),
+    Rule("SOLVER.NESTEROV", lambda v, c: not v or c.SOLVER.MOMENTUM > 0, "False unless SOLVER.MOMENTUM > 0"),
+    Rule("SOLVER.WEIGHT_DECAY", lambda v, c: v >= 0, ">= 0"),
+    Rule("SOLVER.LABEL_SMOOTHING", *_between(0, 1, high_open=True)),
+    Rule("SOLVER.CLIP_GRAD_L2NORM", lambda v, c: v == -1 or v > 0, "> 0 or -1 (off)"),
+    Rule("EMA.DECAY", *_between(0, 1, high_open=True)),
+    Rule("BN.MOMENTUM", lambda v, c: 0 <= v <= 1, "in [0, 1] (PyTorch convention)"),
+    Rule("BN.NUM_BATCHES_PRECISE", lambda v, c: v > 0, "> 0"),
+    Rule("TRAIN.EVAL_PERIOD", lambda v, c: v >= 0, ">= 0 (0 = off)"),
+    Rule("TRAIN.CHECKPOINT_PERIOD", lambda v, c: v >= 1, ">= 1"),
+    Rule("TRAIN.CHECKPOINT_STEP_PERIOD", lambda v, c: v == -1 or v >= 1, ">= 1 or -1 (off)"),
+    Rule("TRAIN.MAX_STEPS_PER_EPOCH", lambda v, c: v == -1 or v >= 1, ">= 1 or -1 (all)"),
+    Rule("LOG_PERIOD", lambda v, c: v >= 1, ">= 1"),
+    Rule("MODEL.NUM_CLASSES", lambda v, c: v >= 0, ">= 1 (0 = not set yet)"),
+    Rule("MODEL.DROPOUT_RATE", lambda v, c: v == -1 or 0 <= v < 1, "in [0, 1) or -1 (model default)"),
+    Rule("MODEL.DROP_PATH_RATE", lambda v, c: v == -1 or 0 <= v < 1, "in [0, 1) or -1 (model default)"),
+    Rule("DATA.MEAN", lambda v, c: len(v) == 3, "3 values"),
+    Rule("DATA.STD", lambda v, c: len(v) == 3 and all(s > 0 for s in v), "3 positive values"),
+    Rule("DATA.INCEPTION_AREA", _range_pair, "[min, max] with 0 < min <= max"),
+    Rule("DATA.INCEPTION_ASPECT", _range_pair, "[min, max] with 0 < min <= max"),
+    Rule("DATA.TRAIN_CROP_SIZE", lambda v, c: v >= 1, ">= 1"),
+    Rule("DATA.TEST_CROP_SIZE", lambda v, c: v >= 1, ">= 1"),
+    Rule("DATA.NUM_RETRIES", lambda v, c: v >= 0, ">= 0"),
+    Rule("DATA.MAX_FAILURE_FRACTION", *_between(0, 1)),
+    Rule("DATA_LOADER.NUM_WORKERS", lambda v, c: v >= 0, ">= 0"),
+    Rule("MIXUP.PROB", *_between(0, 1)),
+    Rule("MIXUP.SWITCH_PROB", *_between(0, 1)),
+]
+"""Checks of values (beside the allowed choices of string keys), in the order they are reported."""
 
 
 def register_choices(key: str, *values: str) -> None:
@@ -249,177 +312,157 @@ def register_choices(key: str, *values: str) -> None:
     _CHOICES[key] = tuple(dict.fromkeys(_CHOICES.get(key, ()) + values))
 
 
+_EXTENSIONS: Dict[str, Callable[[CfgNode], None]] = {}
+
+
+def add_config_extension(
+    name: str,
+    add_defaults: Callable[[CfgNode], None],
+    *,
+    choices: Mapping[str, Sequence[str]] = (),
+    rules: Sequence[Rule] = (),
+) -> None:
+    """Add a task's (or plug-in's) keys to the defaults, once per ``name`` (SlowFast's ``add_custom_config``).
+
+    Args:
+        name: the extension's name (registering the same name again does nothing).
+        add_defaults: ``add_defaults(cfg)`` adds keys with their defaults (``cfg.DATA.NUM_FRAMES = 8``).
+        choices: allowed values of string keys.
+        rules: value checks, appended to :data:`RULES`.
+    """
+    if name in _EXTENSIONS:
+        return
+    _EXTENSIONS[name] = add_defaults
+    add_defaults(_C)
+    for key, values in dict(choices).items():
+        register_choices(key, *values)
+    RULES.extend(rules)
+
+
 def get_cfg() -> CfgNode:
-    """Return a fresh, mutable copy of the default configuration."""
+    """A fresh, mutable copy of the defaults (with the keys of every registered extension)."""
     return _C.clone()
 
 
 # ----------------------------------------------------------------------------------------------------
-# Merging with helpful errors
+# Merging: fvcore/yacs does it; this layer prepares values and words the errors
 # ----------------------------------------------------------------------------------------------------
-def _all_keys(node: CfgNode, prefix: str = "") -> list[str]:
+def _all_keys(node: CfgNode, prefix: str = "") -> List[str]:
     keys = []
     for k, v in node.items():
-        full = f"{prefix}{k}"
-        keys.append(full)
+        keys.append(f"{prefix}{k}")
         if isinstance(v, CfgNode) and not v.is_new_allowed():
-            keys.extend(_all_keys(v, full + "."))
+            keys.extend(_all_keys(v, f"{prefix}{k}."))
     return keys
 
 
-def _suggest(full_key: str, root: CfgNode) -> list[str]:
-    """Closest valid keys: by the whole dotted name and by the last component alone."""
+def _unknown_key(full_key: str, root: CfgNode, source: str) -> ConfigKeyError:
     candidates = _all_keys(root)
-    # A strict match first; a looser one only when nothing is close.
+    # A strict match first; a looser one only when nothing is close; then by the last component alone.
     close = difflib.get_close_matches(full_key, candidates, n=3, cutoff=0.8) or difflib.get_close_matches(
         full_key, candidates, n=3, cutoff=0.6
     )
-    leaf = full_key.rsplit(".", 1)[-1]
     by_leaf = {c.rsplit(".", 1)[-1]: c for c in candidates}
-    for name in difflib.get_close_matches(leaf, list(by_leaf), n=3, cutoff=0.75):
-        if by_leaf[name] not in close:
-            close.append(by_leaf[name])
-    return close[:5]
-
-
-def _unknown_key(full_key: str, root: CfgNode, source: str) -> ConfigKeyError:
-    suggestions = _suggest(full_key, root)
-    hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+    for leaf in difflib.get_close_matches(full_key.rsplit(".", 1)[-1], list(by_leaf), n=3, cutoff=0.75):
+        if by_leaf[leaf] not in close:
+            close.append(by_leaf[leaf])
+    hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
     return ConfigKeyError(f"Unknown config key '{full_key}' ({source}).{hint}")
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _coerce(value: Any, default: Any, full_key: str, source: str) -> Any:
-    """Return ``value`` converted to the type of ``default`` or raise a :class:`ConfigError`."""
-
-    def mismatch() -> ConfigError:
-        return ConfigError(
-            f"Config key '{full_key}' ({source}) expects {_type_name(default)} "
-            f"(currently {default!r}) but got {_type_name(value)} {value!r}."
-        )
-
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        raise mismatch()
-    if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise mismatch()
-    if isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise mismatch()
-    if isinstance(default, str):
-        if isinstance(value, str):
-            return value
-        raise mismatch()
-    if isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise mismatch()
-        if default:  # check elements against the default's element type
-            elem = default[0]
-            try:
-                items = [_coerce(v, elem, full_key, source) for v in value]
-            except ConfigError:
-                raise ConfigError(
-                    f"Config key '{full_key}' ({source}) expects a {_type_name(default)} of "
-                    f"{_type_name(elem)} (currently {default!r}) but got {value!r}."
-                ) from None
-        else:
-            items = list(value)
-        return type(default)(items)
-    if isinstance(value, type(default)):
-        return value
-    raise mismatch()
-
-
-def _overrides_from_value(value: Any, full_key: str, source: str) -> dict[str, Any]:
-    """A free-form node may be given as a mapping or as a flat [KEY, VALUE, ...] list."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, (list, tuple)) and len(value) % 2 == 0 and all(isinstance(k, str) for k in value[0::2]):
-        return dict(zip(value[0::2], value[1::2]))
-    raise ConfigError(
-        f"Config key '{full_key}' ({source}) expects a mapping or a [KEY, VALUE, ...] list, got {value!r}."
+def _type_error(full_key: str, default: Any, value: Any, source: str) -> ConfigError:
+    return ConfigError(
+        f"Config key '{full_key}' ({source}) expects {type(default).__name__} (currently {default!r}) "
+        f"but got {type(value).__name__} {value!r}."
     )
 
 
-def _set_key(root: CfgNode, full_key: str, value: Any, source: str, *, raw: str | None = None) -> None:
-    """Set one dotted key with existence and type checks. ``raw`` is the undecoded CLI token."""
-    parts = full_key.split(".")
-    node = root
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part) if isinstance(node, CfgNode) else None
-        if not isinstance(child, CfgNode):
-            raise _unknown_key(full_key, root, source)
-        node = child
-        if node.is_new_allowed():  # free-form sub-tree: everything below is a plain value
-            rest = ".".join(parts[i + 1 :])
-            node[rest] = CfgNode._decode_cfg_value(value if raw is None else raw)
-            return
-    leaf = parts[-1]
-    if leaf not in node:
-        raise _unknown_key(full_key, root, source)
-    default = node[leaf]
-    if isinstance(default, CfgNode):
-        if default.is_new_allowed():
-            entries = _overrides_from_value(CfgNode._decode_cfg_value(value), full_key, source)
-            for k, v in entries.items():
-                default[str(k)] = CfgNode._decode_cfg_value(v)
-            return
-        raise ConfigError(f"Config key '{full_key}' ({source}) is a section; set its sub-keys instead.")
-    if isinstance(default, str) and raw is not None:
-        # A string key takes the command-line token as is (a path like "2024" stays a string).
-        node[leaf] = raw
-        return
-    node[leaf] = _coerce(CfgNode._decode_cfg_value(value), default, full_key, source)
+def _numbers_like(value: Any, default: Any) -> Any:
+    """An int where a float is expected becomes a float (and an integral float where an int is expected an
+    int), also inside lists; everything else is left to yacs's type check."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return value
+    if isinstance(default, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(default, int) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)) and default:
+        return type(value)(_numbers_like(v, default[0]) for v in value)
+    return value
 
 
-def merge_config_dict(cfg: CfgNode, values: Mapping[str, Any], source: str, _prefix: str = "") -> None:
-    """Merge a nested mapping (e.g. a loaded YAML file) into ``cfg`` with key and type checks."""
+def _prepare(values: Mapping[str, Any], node: CfgNode, root: CfgNode, source: str, prefix: str = "") -> Dict[str, Any]:
+    """Check the keys of ``values`` against ``node`` and coerce numbers; free-form nodes take anything."""
+    out: Dict[str, Any] = {}
     for key, value in values.items():
-        full_key = f"{_prefix}{key}"
-        if isinstance(value, Mapping):
-            target = _get_node(cfg, full_key)
-            if isinstance(target, CfgNode) and not target.is_new_allowed():
-                merge_config_dict(cfg, value, source, full_key + ".")
-                continue
-            if target is None:
-                raise _unknown_key(full_key, cfg, source)
-        _set_key(cfg, full_key, value, source)
+        full_key = f"{prefix}{key}"
+        if full_key in REMOVED_KEYS:
+            raise ConfigKeyError(f"Config key '{full_key}' ({source}) was removed: {REMOVED_KEYS[full_key]}.")
+        if key not in node:
+            raise _unknown_key(full_key, root, source)
+        default = node[key]
+        if isinstance(value, str):
+            # yacs reads every string as a Python literal; a string key keeps its text (a path like "2024").
+            value = repr(value) if isinstance(default, str) else CfgNode._decode_cfg_value(value)
+        if isinstance(default, CfgNode) and default.is_new_allowed():
+            if isinstance(value, (list, tuple)) and len(value) % 2 == 0 and all(isinstance(k, str) for k in value[::2]):
+                value = dict(zip(value[0::2], value[1::2]))  # [KEY, VALUE, ...] form
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"Config key '{full_key}' ({source}) expects a mapping or a [KEY, VALUE, ...] "
+                                  f"list, got {value!r}.")
+            out[key] = {str(k): CfgNode._decode_cfg_value(v) if isinstance(v, str) else v for k, v in value.items()}
+        elif isinstance(default, CfgNode):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"Config key '{full_key}' ({source}) is a section; set its sub-keys instead.")
+            out[key] = _prepare(value, default, root, source, full_key + ".")
+        else:
+            out[key] = _numbers_like(value, default)
+    return out
 
 
-def _get_node(cfg: CfgNode, full_key: str) -> Any:
-    node: Any = cfg
+def _merge(cfg: CfgNode, values: Mapping[str, Any], source: str) -> None:
+    prepared = _prepare(values, cfg, cfg, source)
+    try:
+        cfg.merge_from_other_cfg(CfgNode(prepared))
+    except ValueError as exc:  # yacs: "Type mismatch (...) with values (...) for config key: KEY"
+        match = re.search(r"for config key: (\S+)$", str(exc))
+        if not match:
+            raise ConfigError(f"{source}: {exc}") from None
+        key = match.group(1)
+        raise _type_error(key, _lookup(cfg, key), _lookup(prepared, key), source) from None
+
+
+def _lookup(tree: Any, full_key: str) -> Any:
     for part in full_key.split("."):
-        if not isinstance(node, CfgNode) or part not in node:
-            return None
-        node = node[part]
-    return node
+        tree = tree[part]
+    return tree
+
+
+def merge_config_dict(cfg: CfgNode, values: Mapping[str, Any], source: str) -> None:
+    """Merge a nested mapping (e.g. a loaded YAML file) into ``cfg`` with key and type checks."""
+    _merge(cfg, values, source)
 
 
 def merge_config_list(cfg: CfgNode, opts: Sequence[str], source: str = "command line") -> None:
-    """Merge ``KEY VALUE`` pairs (command-line overrides) into ``cfg``."""
+    """Merge ``KEY VALUE`` pairs (command-line overrides) into ``cfg``.
+
+    A value is read as a Python literal (``8``, ``0.1``, ``[256, 320]``, ``True``), except for string keys,
+    which take the token as it is (a path like ``2024`` stays a string).
+    """
     opts = list(opts)
     if len(opts) % 2:
-        raise ConfigError(
-            f"Overrides must be KEY VALUE pairs; got an odd number ({len(opts)}): {' '.join(opts)}"
-        )
+        raise ConfigError(f"Overrides must be KEY VALUE pairs; got an odd number ({len(opts)}): {' '.join(opts)}")
     for key, raw in zip(opts[0::2], opts[1::2]):
         if key == "_BASE_":
             raise ConfigError("_BASE_ can only be used inside config files.")
-        _set_key(cfg, key, raw, source, raw=raw if isinstance(raw, str) else None)
+        parts = key.split(".")
+        nested: Dict[str, Any] = {parts[-1]: raw}
+        for part in reversed(parts[:-1]):
+            nested = {part: nested}
+        _merge(cfg, nested, source)
 
 
-def _read_yaml_with_base(path: str) -> dict[str, Any]:
+def _read_yaml_with_base(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"Config file not found: {path}")
     try:
@@ -432,7 +475,7 @@ def _read_yaml_with_base(path: str) -> dict[str, Any]:
     if loaded is None:
         return {}
     if not isinstance(loaded, Mapping):
-        raise ConfigError(f"Config file {path} must hold a mapping of keys, got {_type_name(loaded)}.")
+        raise ConfigError(f"Config file {path} must hold a mapping of keys, got {type(loaded).__name__}.")
     return dict(loaded)
 
 
@@ -447,117 +490,60 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: Sequence[str] =
         A frozen :class:`CfgNode`.
 
     Raises:
-        ConfigKeyError: unknown key (the message lists the closest valid keys).
-        ConfigError: wrong type, a value outside the allowed set, or an unreadable file.
+        ConfigKeyError: unknown or removed key (the message lists the closest valid keys / the replacement).
+        ConfigError: wrong type, a value outside the allowed set, an unregistered task, or an unreadable file.
     """
     cfg = get_cfg()
     if cfg_file:
         path = os.fspath(cfg_file)
-        merge_config_dict(cfg, _read_yaml_with_base(path), source=f"in {path}")
+        values = _read_yaml_with_base(path)
+        task = values.get("TASK")
+        if isinstance(task, str) and task not in _CHOICES["TASK"]:
+            raise ConfigError(
+                f"TASK {task!r} (in {path}) is not registered; registered tasks: "
+                f"{', '.join(t for t in _CHOICES['TASK'] if t)}. Import the package that provides it first "
+                "(the command-line tools do; for the video task: import rs_video.task)."
+            )
+        merge_config_dict(cfg, values, source=f"in {path}")
     merge_config_list(cfg, opts)
     validate_cfg(cfg)
     cfg.freeze()
     return cfg
 
 
-# ----------------------------------------------------------------------------------------------------
-# Validation of values
-# ----------------------------------------------------------------------------------------------------
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
-
-
 def validate_cfg(cfg: CfgNode) -> None:
-    """Check values (allowed choices, ranges, lengths). Raises :class:`ConfigError` naming the key."""
+    """Check allowed choices and :data:`RULES`. Raises :class:`ConfigError` naming the key."""
     for key, allowed in _CHOICES.items():
-        value = _get_node(cfg, key)
-        _check(
-            value in allowed,
-            f"Config key '{key}' = {value!r} is not one of {', '.join(repr(a) for a in allowed)}.",
+        value = _lookup(cfg, key)
+        if value not in allowed:
+            shown = ", ".join(repr(a) for a in allowed if a != "" or key != "TASK")
+            raise ConfigError(f"Config key '{key}' = {value!r} is not one of {shown}.")
+    for rule in RULES:
+        value = _lookup(cfg, rule.key)
+        if not rule.check(value, cfg):
+            raise ConfigError(f"Config key '{rule.key}' = {value!r}: must be {rule.requirement}.")
+
+
+def require_keys(cfg: CfgNode, what: str) -> None:
+    """Raise :class:`ConfigError` unless ``TASK``, ``MODEL.NAME`` and ``MODEL.NUM_CLASSES`` are set, which
+    the defaults leave open; ``what`` names the action that needs them (for the message)."""
+    missing = [key for key, unset in (("TASK", cfg.TASK == ""), ("MODEL.NAME", cfg.MODEL.NAME == ""),
+                                      ("MODEL.NUM_CLASSES", cfg.MODEL.NUM_CLASSES < 1)) if unset]
+    if missing:
+        raise ConfigError(
+            f"{what} needs {', '.join(missing)}; set them in the config file or on the command line "
+            "(the shipped configs under configs/ set all of them)."
         )
-    s, t, d = cfg.SOLVER, cfg.TRAIN, cfg.DATA
-    _check(t.BATCH_SIZE > 0, f"TRAIN.BATCH_SIZE must be > 0, got {t.BATCH_SIZE}.")
-    _check(cfg.TEST.BATCH_SIZE > 0, f"TEST.BATCH_SIZE must be > 0, got {cfg.TEST.BATCH_SIZE}.")
-    _check(s.MAX_EPOCH > 0, f"SOLVER.MAX_EPOCH must be > 0, got {s.MAX_EPOCH}.")
-    _check(
-        0 <= s.WARMUP_EPOCHS < s.MAX_EPOCH,
-        f"SOLVER.WARMUP_EPOCHS={s.WARMUP_EPOCHS} must be in [0, SOLVER.MAX_EPOCH={s.MAX_EPOCH}).",
-    )
-    _check(s.BASE_LR > 0, f"SOLVER.BASE_LR must be > 0, got {s.BASE_LR}.")
-    _check(s.BASE_BATCH_SIZE > 0, f"SOLVER.BASE_BATCH_SIZE must be > 0, got {s.BASE_BATCH_SIZE}.")
-    _check(s.WARMUP_START_LR >= 0, f"SOLVER.WARMUP_START_LR must be >= 0, got {s.WARMUP_START_LR}.")
-    _check(s.COSINE_END_LR >= 0, f"SOLVER.COSINE_END_LR must be >= 0, got {s.COSINE_END_LR}.")
-    _check(0 <= s.MOMENTUM < 1, f"SOLVER.MOMENTUM must be in [0, 1), got {s.MOMENTUM}.")
-    _check(not s.NESTEROV or s.MOMENTUM > 0, "SOLVER.NESTEROV needs SOLVER.MOMENTUM > 0.")
-    _check(s.WEIGHT_DECAY >= 0, f"SOLVER.WEIGHT_DECAY must be >= 0, got {s.WEIGHT_DECAY}.")
-    _check(0 <= s.LABEL_SMOOTHING < 1, f"SOLVER.LABEL_SMOOTHING must be in [0, 1), got {s.LABEL_SMOOTHING}.")
-    _check(
-        s.CLIP_GRAD_L2NORM == -1 or s.CLIP_GRAD_L2NORM > 0,
-        f"SOLVER.CLIP_GRAD_L2NORM must be > 0 or -1 (off), got {s.CLIP_GRAD_L2NORM}.",
-    )
-    _check(0 <= cfg.EMA.DECAY < 1, f"EMA.DECAY must be in [0, 1), got {cfg.EMA.DECAY}.")
-    _check(0 <= cfg.BN.MOMENTUM <= 1, f"BN.MOMENTUM must be in [0, 1] (PyTorch convention), got {cfg.BN.MOMENTUM}.")
-    _check(cfg.BN.NUM_BATCHES_PRECISE > 0, "BN.NUM_BATCHES_PRECISE must be > 0.")
-    _check(t.EVAL_PERIOD >= 0, f"TRAIN.EVAL_PERIOD must be >= 0 (0 = off), got {t.EVAL_PERIOD}.")
-    _check(t.CHECKPOINT_PERIOD >= 1, f"TRAIN.CHECKPOINT_PERIOD must be >= 1, got {t.CHECKPOINT_PERIOD}.")
-    _check(
-        t.CHECKPOINT_STEP_PERIOD == -1 or t.CHECKPOINT_STEP_PERIOD >= 1,
-        f"TRAIN.CHECKPOINT_STEP_PERIOD must be >= 1 or -1 (off), got {t.CHECKPOINT_STEP_PERIOD}.",
-    )
-    _check(
-        t.MAX_STEPS_PER_EPOCH == -1 or t.MAX_STEPS_PER_EPOCH >= 1,
-        f"TRAIN.MAX_STEPS_PER_EPOCH must be >= 1 or -1 (all), got {t.MAX_STEPS_PER_EPOCH}.",
-    )
-    _check(
-        not t.CHECKPOINT_INFLATE or bool(t.CHECKPOINT_FILE_PATH),
-        "TRAIN.CHECKPOINT_INFLATE is set but TRAIN.CHECKPOINT_FILE_PATH is empty.",
-    )
-    _check(
-        not t.CHECKPOINT_INFLATE or cfg.TASK == "video",
-        "TRAIN.CHECKPOINT_INFLATE only applies to TASK 'video'.",
-    )
-    _check(cfg.LOG_PERIOD >= 1, f"LOG_PERIOD must be >= 1, got {cfg.LOG_PERIOD}.")
-    _check(cfg.MODEL.NUM_CLASSES >= 1, f"MODEL.NUM_CLASSES must be >= 1, got {cfg.MODEL.NUM_CLASSES}.")
-    _check(
-        cfg.MODEL.DROPOUT_RATE == -1 or 0 <= cfg.MODEL.DROPOUT_RATE < 1,
-        f"MODEL.DROPOUT_RATE must be in [0, 1) or -1 (model default), got {cfg.MODEL.DROPOUT_RATE}.",
-    )
-    _check(
-        cfg.MODEL.DROP_PATH_RATE == -1 or 0 <= cfg.MODEL.DROP_PATH_RATE < 1,
-        f"MODEL.DROP_PATH_RATE must be in [0, 1) or -1 (model default), got {cfg.MODEL.DROP_PATH_RATE}.",
-    )
-    for key in ("MEAN", "STD"):
-        _check(len(d[key]) == 3, f"DATA.{key} must have 3 values, got {list(d[key])}.")
-    _check(all(v > 0 for v in d.STD), f"DATA.STD must be positive, got {list(d.STD)}.")
-    _check(
-        len(d.TRAIN_JITTER_SCALES) == 2 and 0 < d.TRAIN_JITTER_SCALES[0] <= d.TRAIN_JITTER_SCALES[1],
-        f"DATA.TRAIN_JITTER_SCALES must be [min, max] with 0 < min <= max, got {list(d.TRAIN_JITTER_SCALES)}.",
-    )
-    for key in ("INCEPTION_AREA", "INCEPTION_ASPECT"):
-        pair = d[key]
-        _check(
-            len(pair) == 2 and 0 < pair[0] <= pair[1],
-            f"DATA.{key} must be [min, max] with 0 < min <= max, got {list(pair)}.",
-        )
-    _check(d.NUM_FRAMES >= 1, f"DATA.NUM_FRAMES must be >= 1, got {d.NUM_FRAMES}.")
-    _check(d.SAMPLING_RATE >= 1, f"DATA.SAMPLING_RATE must be >= 1, got {d.SAMPLING_RATE}.")
-    _check(d.TRAIN_CROP_SIZE >= 1 and d.TEST_CROP_SIZE >= 1, "DATA.TRAIN_CROP_SIZE / DATA.TEST_CROP_SIZE must be >= 1.")
-    _check(
-        d.CROP_PCT == -1 or 0 < d.CROP_PCT <= 1,
-        f"DATA.CROP_PCT must be in (0, 1] or -1 (model default), got {d.CROP_PCT}.",
-    )
-    _check(
-        0 <= d.MAX_FAILURE_FRACTION <= 1, f"DATA.MAX_FAILURE_FRACTION must be in [0, 1], got {d.MAX_FAILURE_FRACTION}."
-    )
-    _check(cfg.DATA_LOADER.NUM_WORKERS >= 0, "DATA_LOADER.NUM_WORKERS must be >= 0.")
-    _check(cfg.TEST.NUM_ENSEMBLE_VIEWS >= 1, "TEST.NUM_ENSEMBLE_VIEWS must be >= 1.")
-    _check(cfg.TEST.NUM_SPATIAL_CROPS >= 1, "TEST.NUM_SPATIAL_CROPS must be >= 1.")
-    _check(0 <= cfg.MIXUP.PROB <= 1, f"MIXUP.PROB must be in [0, 1], got {cfg.MIXUP.PROB}.")
-    _check(0 <= cfg.MIXUP.SWITCH_PROB <= 1, f"MIXUP.SWITCH_PROB must be in [0, 1], got {cfg.MIXUP.SWITCH_PROB}.")
 
 
 def save_config(cfg: CfgNode, path: str | os.PathLike) -> None:
     """Write the resolved configuration as YAML, atomically."""
     with atomic_write(path) as f:
         f.write(cfg.dump())
+
+
+def copy_cfg(cfg: CfgNode) -> CfgNode:
+    """A mutable deep copy of ``cfg`` (for code that derives a config from a frozen one)."""
+    out = copy.deepcopy(cfg)
+    out.defrost()
+    return out

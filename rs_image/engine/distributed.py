@@ -33,6 +33,7 @@ __all__ = [
     "all_gather_object",
     "broadcast_object",
     "destroy_distributed",
+    "average_bn_buffers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -152,3 +153,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 def destroy_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def average_bn_buffers(model: torch.nn.Module) -> None:
+    """Average BN running statistics over processes (each rank updates them from its own batches)."""
+    if not is_distributed():
+        return
+    world = get_world_size()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            for buf in (m.running_mean, m.running_var):
+                all_reduce_sum(buf)
+                buf.div_(world)

@@ -5,14 +5,14 @@ Multi-view test (SlowFast protocol): every video is seen as ``TEST.NUM_ENSEMBLE_
 ``TEST.ENSEMBLE_METHOD max``, maximised per class) and top-1/top-5 are computed on the aggregate.
 
 Counting every video exactly once with several processes: the test set is split with
-:class:`ShardedEvalSampler` (process ``r`` takes the ``r``-th contiguous block of items, no padding, no
-duplicates; contiguous so that the views of a video stay together and the video data set decodes it once);
-inside a process :class:`MultiViewAggregator` ignores a repeated ``(video_index, view_index)`` pair; the
-per-video sums (or maxima) and view counts are then reduced over processes. With a sampler that pads its
-shards with repeats (``torch.utils.data.DistributedSampler``), ``MultiViewAggregator(...,
-keep_view_scores=True)`` drops the views that a lower rank also scored before reducing. A view whose item
-reports ``failed`` is left out; a video that lost any view counts as failed and is not scored (the
-accuracy is always over complete ``views x crops`` ensembles).
+:class:`~rs_image.engine.samplers.ShardedEvalSampler` (process ``r`` takes the ``r``-th contiguous block of
+items, no padding, no duplicates; contiguous so that the views of a video stay together and the video data
+set decodes it once); inside a process :class:`MultiViewAggregator` ignores a repeated ``(video_index,
+view_index)`` pair; the per-video sums (or maxima) and view counts are then reduced over processes, after
+checking that no view was scored by two processes (a sampler that pads its shards, such as
+``torch.utils.data.DistributedSampler``, is refused with an error). A view whose item reports ``failed``
+is left out; a video that lost any view counts as failed and is not scored (the accuracy is always over
+complete ``views x crops`` ensembles).
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Set
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from rs_image.fileio import atomic_write
@@ -38,7 +38,6 @@ from rs_image.fileio import atomic_write
 from . import distributed as du
 
 __all__ = [
-    "ShardedEvalSampler",
     "MultiViewAggregator",
     "MultiViewSummary",
     "failed_mask",
@@ -47,29 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class ShardedEvalSampler(Sampler[int]):
-    """The ``rank``-th of ``world_size`` contiguous blocks of ``range(length)``: every index on exactly one
-    process, in order. The first ``length % world_size`` blocks are one longer.
-
-    Contiguous (not strided) so that the consecutive test views of a video land on one process, where the
-    video data set decodes the video once for all of them.
-    """
-
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} not in [0, {world_size})")
-        self.length, self.rank, self.world_size = length, rank, world_size
-        base, extra = divmod(length, world_size)
-        self.start = rank * base + min(rank, extra)
-        self.stop = self.start + base + (1 if rank < extra else 0)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start, self.stop))
-
-    def __len__(self) -> int:
-        return self.stop - self.start
 
 
 def failed_mask(batch: Dict[str, Any], batch_size: int) -> torch.Tensor:
@@ -115,12 +91,9 @@ class MultiViewAggregator:
 
     Inside a process a repeated ``(sample_index, view_index)`` pair is ignored (first copy wins).
     :meth:`synchronize` then combines the processes. It gathers every process's ``(sample, view)`` keys
-    first: a key scored on two processes (a padding ``DistributedSampler`` repeats some indices) is
-
-    * dropped from all but the lowest rank when ``keep_view_scores`` is True (the per-view scores of this
-      process are kept until then, ``views x num_classes x 4`` bytes), so each view counts exactly once;
-    * an error otherwise (the per-sample sums can no longer be corrected): use
-      :class:`ShardedEvalSampler`, which never repeats an index, or ``keep_view_scores=True``.
+    first: a key scored on two processes (a padding ``DistributedSampler`` repeats some indices) is an error,
+    since the per-sample sums can no longer be corrected; the engine's
+    :class:`~rs_image.engine.samplers.ShardedEvalSampler` never repeats an index.
 
     Usage (every process)::
 
@@ -135,27 +108,20 @@ class MultiViewAggregator:
         num_samples: number of videos (or images); sample ids are ``0 .. num_samples - 1``.
         num_classes: score width.
         method: ``"sum"`` (sum of scores) or ``"max"`` (element-wise maximum over views).
-        keep_view_scores: keep per-view scores until :meth:`synchronize` to drop views scored on more
-            than one process (see above).
     """
 
     _VIEW_BITS = 20  # a (sample, view) key is sample << 20 | view
 
-    def __init__(
-        self, num_samples: int, num_classes: int, method: str = "sum", keep_view_scores: bool = False
-    ) -> None:
+    def __init__(self, num_samples: int, num_classes: int, method: str = "sum") -> None:
         if method not in ("sum", "max"):
             raise ValueError(f"ensemble method must be 'sum' or 'max', got {method!r}")
         self.num_samples, self.num_classes, self.method = num_samples, num_classes, method
-        self.keep_view_scores = bool(keep_view_scores)
         fill = 0.0 if method == "sum" else -math.inf
         self.scores = torch.full((num_samples, num_classes), fill, dtype=torch.float64)
         self.labels = torch.full((num_samples,), -1, dtype=torch.long)
         self.view_counts = torch.zeros(num_samples, dtype=torch.long)
         self.failed_views = torch.zeros(num_samples, dtype=torch.long)
         self._seen: Set[int] = set()
-        # keep_view_scores: (keys, scores, labels, failed) of this process's views, folded in by synchronize()
-        self._pending: List[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     def update(
         self,
@@ -166,7 +132,7 @@ class MultiViewAggregator:
         failed: Optional[torch.Tensor] = None,
     ) -> None:
         """Add a batch of views. ``scores`` (B, C) are per-view class scores (e.g. softmax)."""
-        scores = scores.detach().to("cpu", torch.float32 if self.keep_view_scores else torch.float64)
+        scores = scores.detach().to("cpu", torch.float64)
         labels = torch.as_tensor(labels).reshape(-1).cpu().long()
         sample_index = torch.as_tensor(sample_index).reshape(-1).cpu().long()
         b = sample_index.numel()
@@ -187,10 +153,7 @@ class MultiViewAggregator:
         if not first:
             return
         idx = torch.tensor(first, dtype=torch.long)
-        if self.keep_view_scores:
-            self._pending.append((keys[idx], scores[idx], labels[idx], failed[idx]))
-        else:
-            self._fold(sample_index[idx], scores[idx], labels[idx], failed[idx])
+        self._fold(sample_index[idx], scores[idx], labels[idx], failed[idx])
 
     def _fold(self, samples: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, failed: torch.Tensor) -> None:
         """Add views (each counted once) to the per-sample totals."""
@@ -202,13 +165,6 @@ class MultiViewAggregator:
         else:
             self.scores.scatter_reduce_(0, rows[:, None].expand_as(sel), sel, "amax", include_self=True)
         self.view_counts.index_add_(0, rows, torch.ones_like(rows))
-
-    def _fold_pending(self, drop_keys: Optional[torch.Tensor] = None) -> None:
-        """Fold kept per-view scores into the totals, leaving out ``drop_keys``."""
-        for keys, scores, labels, failed in self._pending:
-            keep = torch.ones_like(keys, dtype=torch.bool) if drop_keys is None else ~torch.isin(keys, drop_keys)
-            self._fold(keys[keep] >> self._VIEW_BITS, scores[keep], labels[keep], failed[keep])
-        self._pending = []
 
     def _gather_keys(self, device: torch.device) -> List[torch.Tensor]:
         """Every process's (sample, view) keys (collective)."""
@@ -226,24 +182,20 @@ class MultiViewAggregator:
         """Combine the partial aggregates of all processes (every process ends with the total).
 
         A collective call under torch.distributed. Raises RuntimeError (on every process) when a view was
-        scored on two processes and ``keep_view_scores`` is False.
+        scored on two processes.
         """
         if not du.is_distributed():
-            self._fold_pending()
             return
         backend_device = torch.device("cuda", torch.cuda.current_device()) if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
         per_rank = self._gather_keys(backend_device)
         every_key = torch.cat(per_rank)
         repeated = every_key.numel() - torch.unique(every_key).numel()  # the same number on every process
-        if repeated and not self.keep_view_scores:
+        if repeated:
             raise RuntimeError(
                 f"{repeated} (sample, view) pairs were scored on more than one process (a sampler that pads its "
                 f"shards, e.g. DistributedSampler); their per-sample sums cannot be corrected. Use "
-                f"ShardedEvalSampler, or MultiViewAggregator(..., keep_view_scores=True)."
+                f"rs_image.engine.samplers.ShardedEvalSampler (rs_image.engine.runtime.build_eval_loader)."
             )
-        rank = du.get_rank()
-        lower = torch.cat(per_rank[:rank]) if repeated and rank > 0 else None
-        self._fold_pending(drop_keys=lower)  # a view held by a lower rank is counted there
         scores = self.scores.to(backend_device)
         (du.all_reduce_sum if self.method == "sum" else du.all_reduce_max)(scores)
         self.scores = scores.cpu()
@@ -255,7 +207,6 @@ class MultiViewAggregator:
     def check_complete(self, views_per_sample: int) -> None:
         """Raises RuntimeError when a sample did not get exactly ``views_per_sample`` views, counted or
         failed: views missing or counted twice, i.e. a sampler that does not cover the data set once."""
-        self._fold_pending()
         covered = self.view_counts + self.failed_views
         wrong = torch.nonzero(covered != views_per_sample).flatten()
         if wrong.numel():
@@ -264,7 +215,6 @@ class MultiViewAggregator:
 
     def complete_mask(self, views_per_sample: int = 1) -> torch.Tensor:
         """Samples whose views were all scored (none failed or missing): the ones that are evaluated."""
-        self._fold_pending()
         return (self.view_counts >= views_per_sample) & (self.failed_views == 0) & (self.view_counts > 0)
 
     def summarize(self, views_per_sample: int = 1, topk: int = 5) -> MultiViewSummary:
@@ -296,7 +246,6 @@ class MultiViewAggregator:
 
     def mean_scores(self) -> torch.Tensor:
         """Per-sample scores normalised per view for ``sum`` (mean probability); raw for ``max``."""
-        self._fold_pending()
         if self.method == "sum":
             return self.scores / self.view_counts.clamp(min=1).to(self.scores.dtype)[:, None]
         return self.scores

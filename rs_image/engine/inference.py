@@ -15,13 +15,13 @@ from rs_image.recipe import set_bn_momentum
 
 from . import distributed as du
 from .checkpoint import CheckpointError, checkpoint_dir, find_resume_checkpoint
-from .config import CfgNode
+from .config import CfgNode, require_keys
 from .evaluator import MultiViewAggregator, MultiViewSummary, failed_mask, summary_to_json, write_predictions
 from .logger import MetricWriter, setup_logging
 from .tasks import Task, get_task
-from .trainer import autocast_context, build_eval_loader, configure_determinism, seed_everything
+from .runtime import autocast_context, build_eval_loader, configure_determinism, seed_everything
 
-__all__ = ["run_test", "resolve_test_weights", "TooManyFailuresError"]
+__all__ = ["run_test", "resolve_test_weights"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         TooManyFailuresError: (after writing the results) when the fraction of failed videos exceeds
             ``DATA.MAX_FAILURE_FRACTION``.
     """
+    require_keys(cfg, "testing")
     task = task if task is not None else get_task(cfg.TASK)
     dist = du.init_distributed(cfg.DEVICE)
-    setup_logging(cfg.OUTPUT_DIR, dist.rank)
+    setup_logging(cfg.OUTPUT_DIR, dist.rank, task.logger_names)
     configure_determinism(cfg.DETERMINISTIC)
     seed_everything(cfg.RNG_SEED)
     device = dist.device

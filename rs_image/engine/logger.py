@@ -8,19 +8,22 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 __all__ = ["setup_logging", "MetricWriter", "MeanMeter"]
 
 _FORMAT = "[%(asctime)s %(levelname)s %(name)s] %(message)s"
 
 
-def setup_logging(output_dir: Optional[Union[str, Path]], rank: int = 0) -> logging.Logger:
-    """Log ``rs_image``/``rs_video`` messages to stdout (INFO on rank 0, WARNING elsewhere) and to
-    ``OUTPUT_DIR/log.txt`` on rank 0. Safe to call more than once."""
+def setup_logging(
+    output_dir: Optional[Union[str, Path]], rank: int = 0, names: Sequence[str] = ("rs_image",)
+) -> logging.Logger:
+    """Send the messages of the loggers ``names`` (a task's :attr:`~rs_image.engine.Task.logger_names`) to
+    stdout (INFO on rank 0, WARNING elsewhere) and to ``OUTPUT_DIR/log.txt`` on rank 0. Safe to call more
+    than once."""
     level = logging.INFO if rank == 0 else logging.WARNING
     formatter = logging.Formatter(_FORMAT, datefmt="%m/%d %H:%M:%S")
-    for name in ("rs_image", "rs_video"):
+    for name in dict.fromkeys(("rs_image", *names)):
         lg = logging.getLogger(name)
         lg.setLevel(level)
         for h in list(lg.handlers):

@@ -1,60 +1,79 @@
-"""Tasks: what the engine needs to know about images versus videos, behind one small interface.
+"""Tasks: what the engine needs to know about a kind of data, behind one small interface, and their registry.
 
-A :class:`Task` builds the model, the data sets and the batch-level mixing, loads initial weights, and
-names the fields of a batch. The engine never imports ``rs_video`` itself: :class:`VideoTask` imports it
-inside its methods, so ``rs_image`` stays usable without it.
+A :class:`Task` builds the model, the data sets, the collate function and the batch-level mixing, loads
+initial and test weights, names the fields of a batch, and brings its own config keys. The engine knows
+no task by name: tasks register themselves (:func:`register_task`), the image task below when this module
+is imported, the video task when ``rs_video.task`` is.
 
 Batch items are dicts (see the data builders): the input tensor under :attr:`Task.input_key`, ``label``,
-a per-sample id under :attr:`Task.index_key` (the video or image index, used to aggregate test views),
-optionally ``view_index``, ``failed`` (test mode: the sample could not be loaded) and ``failed_reads``
-(train/val: how many unreadable files were replaced on the way to this item).
+a per-sample id under :attr:`Task.index_key` (used to aggregate test views), optionally ``view_index``,
+``failed`` (test mode: the sample could not be loaded) and ``failed_reads`` (train/val: how many
+unreadable files were replaced on the way to this item).
 
-The input tensor is float (already normalised) or uint8 (``DATA.OUTPUT_DTYPE uint8``: raw pixels, a
-quarter of the bytes through the DataLoader). :meth:`Task.prepare_input` is the one place where the
-engine turns a batch into model input, for training, precise BN, validation and the multi-view test: it
-copies the tensor to the device and there converts and normalises uint8 with ``DATA.MEAN``/``DATA.STD``
-(:func:`normalize_uint8`, the same arithmetic as the video data set's float32 output), so both dtypes give
-the same model input. MixUp/CutMix come after it, on floats.
-
-Register another task with :func:`register_task` (the config key ``TASK`` selects it).
+The input tensor is float (already normalised) or uint8 (raw pixels, a quarter of the bytes through the
+DataLoader). :meth:`Task.prepare_input` is the one place where the engine turns a batch into model input,
+for training, precise BN, validation and the multi-view test: it copies the tensor to the device and there
+converts and normalises uint8 with ``DATA.MEAN``/``DATA.STD`` (:func:`rs_image.data.normalize_uint8`, the
+same arithmetic as a data set's float32 output), so both dtypes give the same model input. MixUp/CutMix
+come after it, on floats.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from rs_image.data.transforms import normalize_uint8
+from rs_image.data import build_image_dataset, normalize_uint8
+from rs_image.models import create_model, load_pretrained
 from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 
-from .config import ConfigError, register_choices
+from .config import CfgNode, ConfigError, Rule, add_config_extension, register_choices
 
-__all__ = ["Task", "ImageTask", "VideoTask", "register_task", "get_task", "TASKS"]
+__all__ = ["Task", "ImageTask", "register_task", "get_task", "TASKS"]
 
 Mixup = Callable[[torch.Tensor, torch.Tensor], Tuple[torch.Tensor, torch.Tensor]]
 
 
 class Task:
-    """Interface between the engine and a kind of data. Subclasses override the ``build_*`` methods."""
+    """Interface between the engine and a kind of data. Subclasses override the ``build_*`` methods and
+    may add config keys (:meth:`add_config`, :attr:`config_choices`, :attr:`config_rules`)."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
     #: key of the input tensor in a batch
-    input_key: str = "input"
+    input_key: ClassVar[str] = "input"
     #: key of the per-sample id (video index / image index) in a batch
-    index_key: str = "index"
+    index_key: ClassVar[str] = "index"
     #: memory format for ``MODEL.CHANNELS_LAST``
-    channels_last_format: torch.memory_format = torch.channels_last
+    channels_last_format: ClassVar[torch.memory_format] = torch.channels_last
+    #: loggers that the engine sends to the console and ``OUTPUT_DIR/log.txt`` for this task
+    logger_names: ClassVar[Tuple[str, ...]] = ("rs_image",)
+    #: allowed values of the task's string keys
+    config_choices: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: checks of the task's keys
+    config_rules: ClassVar[Sequence[Rule]] = ()
+
+    @staticmethod
+    def add_config(cfg: CfgNode) -> None:
+        """Add the task's keys, with their defaults, to the engine's defaults."""
 
     def create_model(self, cfg: Any) -> nn.Module:
         """A randomly initialised model for ``cfg`` (``MODEL.*``)."""
         raise NotImplementedError
 
+    def build_dataset(self, cfg: Any, split: str) -> Dataset:
+        """The data set of ``split`` in {"train", "val", "test"}."""
+        raise NotImplementedError
+
     def collate_fn(self) -> Optional[Callable[[list], Any]]:
         """The DataLoader ``collate_fn`` for this task's items (None: torch's ``default_collate``)."""
         return None
+
+    def build_mixup(self, cfg: Any) -> Optional[Mixup]:
+        """Batch-level MixUp/CutMix (``MIXUP.*``) or None when disabled."""
+        return BatchMixup.from_cfg(cfg)
 
     def prepare_input(
         self, batch: Dict[str, Any], cfg: Any, device: torch.device,
@@ -77,24 +96,12 @@ class Task:
             raise TypeError(f"batch[{self.input_key!r}] has dtype {x.dtype}; expected floating point or uint8")
         return x if memory_format is None else x.contiguous(memory_format=memory_format)
 
-    def build_dataset(self, cfg: Any, split: str) -> Dataset:
-        """The data set of ``split`` in {"train", "val", "test"}."""
-        raise NotImplementedError
-
-    def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        """Batch-level MixUp/CutMix (``MIXUP.*``) or None when disabled."""
-        return None
-
     def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:
-        """Initialise ``model`` from ``TRAIN.CHECKPOINT_FILE_PATH`` (any supported format)."""
-        from rs_image.models import load_pretrained
-
+        """Initialise ``model`` from ``TRAIN.CHECKPOINT_FILE_PATH`` (any supported format, EMA preferred)."""
         load_pretrained(model, cfg.TRAIN.CHECKPOINT_FILE_PATH, prefer_ema=True)
 
     def load_weights_for_test(self, model: nn.Module, path: str, prefer_ema: bool) -> None:
         """Load evaluation weights (our checkpoint: EMA or raw; or any supported weight file)."""
-        from rs_image.models import load_pretrained
-
         load_pretrained(model, path, prefer_ema=prefer_ema)
 
     def num_test_samples(self, dataset: Dataset) -> int:
@@ -106,79 +113,6 @@ class Task:
 
     def sample_name(self, dataset: Dataset, index: int) -> str:
         """A readable name (file path) of sample ``index`` for the predictions file ("" if unknown)."""
-        return ""
-
-
-class ImageTask(Task):
-    """``rs_image`` models on image folders (``rs_image.data.build_image_dataset``)."""
-
-    name = "image"
-    input_key = "image"
-    index_key = "index"
-    channels_last_format = torch.channels_last
-
-    def create_model(self, cfg: Any) -> nn.Module:
-        import rs_image
-
-        return rs_image.create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
-
-    def build_dataset(self, cfg: Any, split: str) -> Dataset:
-        from rs_image.data import build_image_dataset
-
-        return build_image_dataset(cfg, split)
-
-    def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        return BatchMixup.from_cfg(cfg)
-
-    def sample_name(self, dataset: Dataset, index: int) -> str:
-        samples = getattr(dataset, "samples", None)
-        return str(samples[index][0]) if samples is not None and index < len(samples) else ""
-
-
-class VideoTask(Task):
-    """``rs_video`` models on Kinetics-style video data (``rs_video.data.build_video_dataset``)."""
-
-    name = "video"
-    input_key = "video"
-    index_key = "video_index"
-    channels_last_format = torch.channels_last_3d
-
-    def create_model(self, cfg: Any) -> nn.Module:
-        import rs_video
-
-        return rs_video.create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
-
-    def build_dataset(self, cfg: Any, split: str) -> Dataset:
-        from rs_video.data import build_video_dataset
-
-        return build_video_dataset(cfg, split)
-
-    def collate_fn(self) -> Optional[Callable[[list], Any]]:
-        """``rs_video.data.collate_clips``: uint8 clips stay channels-last (RGB de-interleaved on the device)."""
-        from rs_video.data import collate_clips
-
-        return collate_clips
-
-    def build_mixup(self, cfg: Any) -> Optional[Mixup]:
-        return BatchMixup.from_cfg(cfg)
-
-    def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:
-        path = cfg.TRAIN.CHECKPOINT_FILE_PATH
-        if cfg.TRAIN.CHECKPOINT_INFLATE:
-            import rs_video
-
-            rs_video.inflate(path, model, method=cfg.TRAIN.CHECKPOINT_INFLATE)  # logs its report
-            return
-        import rs_video  # noqa: F401  (registers the PyTorchVideo weight converter)
-
-        super().load_initial_weights(model, cfg)
-
-    def load_weights_for_test(self, model: nn.Module, path: str, prefer_ema: bool) -> None:
-        import rs_video  # noqa: F401  (registers the PyTorchVideo weight converter)
-
-        super().load_weights_for_test(model, path, prefer_ema)
-
-    def sample_name(self, dataset: Dataset, index: int) -> str:
         name_of = getattr(dataset, "path", None)
         if callable(name_of):
             try:
@@ -188,16 +122,51 @@ class VideoTask(Task):
         return ""
 
 
-TASKS: Dict[str, Type[Task]] = {"image": ImageTask, "video": VideoTask}
+class ImageTask(Task):
+    """``rs_image`` models on image folders (:func:`rs_image.data.build_image_dataset`)."""
+
+    name = "image"
+    input_key = "image"
+    index_key = "index"
+    channels_last_format = torch.channels_last
+    config_rules = (Rule("DATA.CROP_PCT", lambda v, c: v == -1 or 0 < v <= 1, "in (0, 1] or -1 (model default)"),)
+
+    @staticmethod
+    def add_config(cfg: CfgNode) -> None:
+        # Eval crop fraction: resize to size / CROP_PCT, then centre crop; -1 = the model's crop_pct.
+        cfg.DATA.CROP_PCT = -1.0
+
+    def create_model(self, cfg: Any) -> nn.Module:
+        return create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
+
+    def build_dataset(self, cfg: Any, split: str) -> Dataset:
+        return build_image_dataset(cfg, split)
 
 
-def register_task(name: str, task_cls: Type[Task]) -> None:
-    """Make ``TASK <name>`` select ``task_cls``."""
-    TASKS[name] = task_cls
-    register_choices("TASK", name)
+TASKS: Dict[str, Type[Task]] = {}
+
+
+def register_task(task_cls: Type[Task]) -> Type[Task]:
+    """Make ``TASK <task_cls.name>`` select ``task_cls`` and add its config keys (usable as a decorator)."""
+    if not task_cls.name:
+        raise ValueError(f"{task_cls.__name__} has no name")
+    if TASKS.get(task_cls.name, task_cls) is not task_cls:
+        raise ValueError(f"TASK {task_cls.name!r} is registered twice ({TASKS[task_cls.name].__name__})")
+    TASKS[task_cls.name] = task_cls
+    register_choices("TASK", task_cls.name)
+    # A task's rules hold for its own runs (an image config need not fit the video crop rules).
+    rules = [Rule(r.key, lambda v, c, r=r: c.TASK != task_cls.name or r.check(v, c), r.requirement)
+             for r in task_cls.config_rules]
+    add_config_extension(f"task:{task_cls.name}", task_cls.add_config, choices=task_cls.config_choices, rules=rules)
+    return task_cls
 
 
 def get_task(name: str) -> Task:
+    """An instance of the task registered as ``name``."""
     if name not in TASKS:
-        raise ConfigError(f"unknown TASK {name!r}; registered: {sorted(TASKS)}")
+        registered: List[str] = sorted(TASKS)
+        raise ConfigError(f"TASK {name!r} is not registered; registered tasks: {', '.join(registered)}")
     return TASKS[name]()
+
+
+register_task(ImageTask)

@@ -40,7 +40,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from rs_image.data.transforms import RandAugmentTF, normalize_uint8
+from rs_image.data.transforms import RandAugmentTF, interpolation_mode, normalize_uint8
 
 __all__ = [
     "DEFAULT_RA_MAGNITUDE",
@@ -58,13 +58,6 @@ DEFAULT_RA_MAGNITUDE = 10
 
 OUTPUT_DTYPES = ("float32", "uint8")
 """Values of ``DATA.OUTPUT_DTYPE``: normalised float32 clips, or uint8 clips normalised by the consumer."""
-
-
-def _interpolation(name: str) -> v2.InterpolationMode:
-    try:
-        return v2.InterpolationMode(name.lower())
-    except ValueError:
-        raise ValueError(f"DATA.INTERPOLATION must be 'bilinear' or 'bicubic', got {name!r}") from None
 
 
 class RandomShortSideScaleCrop(v2.Transform):
@@ -245,17 +238,12 @@ def _ra_magnitude(cfg) -> int:
 def build_clip_transform(cfg, mode: str) -> ClipTransform:
     """The clip transform for ``mode`` ("train", "val" or "test") from the ``DATA``/``AUG``/``TEST`` keys."""
     data = cfg.DATA
-    interpolation = _interpolation(data.INTERPOLATION)
+    interpolation = interpolation_mode(data.INTERPOLATION)
     steps: List[v2.Transform] = []
     crops = None
     if mode == "train":
         if data.TRAIN_CROP_MODE == "jitter":
-            low, high = (int(s) for s in data.TRAIN_JITTER_SCALES)
-            if not 0 < low <= high or data.TRAIN_CROP_SIZE > low:
-                raise ValueError(
-                    f"DATA.TRAIN_JITTER_SCALES {list(data.TRAIN_JITTER_SCALES)} must be [min, max] with "
-                    f"min >= DATA.TRAIN_CROP_SIZE ({data.TRAIN_CROP_SIZE})"
-                )
+            low, high = (int(s) for s in data.TRAIN_JITTER_SCALES)  # checked with the config (rs_video.task)
             steps.append(RandomShortSideScaleCrop(low, high, int(data.TRAIN_CROP_SIZE), interpolation))
         elif data.TRAIN_CROP_MODE == "inception":
             steps.append(

@@ -1,0 +1,187 @@
+"""What happens around the training loop, as an ordered list of hooks (detectron2's ``HookBase``).
+
+The default list (:meth:`rs_image.engine.Trainer.build_hooks`), in the order every event reaches them:
+
+1. :class:`MetricLogger` - training metrics every ``LOG_PERIOD`` steps (reduced over processes there, the
+   only host sync of the metrics) and the epoch record; it closes the writers last.
+2. :class:`PreciseBN` - recomputes BN statistics with fixed weights (``BN.USE_PRECISE_STATS``); before the
+   checkpoint, so that the saved network and the one validated next carry the precise statistics.
+3. :class:`Checkpointer` - ``last.pyth`` every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and after every
+   epoch, kept copies every ``TRAIN.CHECKPOINT_PERIOD`` epochs; before validation, so that a crash while
+   validating loses no training.
+4. :class:`Validator` - single-view validation of the raw and EMA weights every ``TRAIN.EVAL_PERIOD``
+   epochs and after the last one, with the training RNG state preserved around it.
+
+Write your own by subclassing :class:`Hook` and overriding ``build_hooks``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Dict, Iterator
+
+import torch
+
+from rs_image.recipe import ema_decay_at, update_precise_bn
+
+from . import distributed as du
+from .evaluator import evaluate_single_view
+from .runtime import preserve_rng
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+__all__ = ["Hook", "MetricLogger", "PreciseBN", "Checkpointer", "Validator"]
+
+logger = logging.getLogger(__name__)
+
+
+class Hook:
+    """A piece of work around the loop; override the events you need (all do nothing by default)."""
+
+    def before_train(self, trainer: "Trainer") -> None:
+        """Once, before the first step of this run (also after a resume)."""
+
+    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+        """After optimizer step ``step`` (1-based, within 0-based ``epoch``)."""
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        """After the last step of ``epoch`` (0-based)."""
+
+    def after_train(self, trainer: "Trainer") -> None:
+        """Once, after the last epoch (also when training was already complete)."""
+
+
+def _format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class MetricLogger(Hook):
+    """Writes ``train`` records every ``LOG_PERIOD`` steps and a ``train_epoch`` record after each epoch.
+
+    The trainer keeps the sums on the device (:attr:`Trainer.step_stats`, :attr:`Trainer.epoch_stats`); they
+    are reduced over processes and read here, once per log period, not once per step.
+    """
+
+    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+        if step % trainer.cfg.LOG_PERIOD and step != trainer.steps_per_epoch:
+            return
+        loss_sum, count, correct, labelled = du.all_reduce_sum(trainer.step_stats.clone()).tolist()
+        trainer.step_stats.zero_()
+        times = trainer.timer.pop()
+        step_time = times["step"]
+        remaining = trainer.total_steps - trainer.global_step
+        record: Dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "loss": loss_sum / count if count else float("nan"),
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "samples_per_s": trainer.global_batch / step_time if step_time else float("nan"),
+            "data_time": times["data"],
+            "step_time": step_time,
+            "eta_s": remaining * step_time if step_time else float("nan"),
+        }
+        if labelled:
+            record["top1"] = 100.0 * correct / labelled
+        if trainer.ema is not None:
+            record["ema_decay"] = ema_decay_at(trainer.global_step, trainer.cfg.EMA.DECAY, trainer.cfg.EMA.TF_WARMUP)
+        trainer.writer.write("train", record, trainer.global_step)
+        if trainer.progress is not None:
+            trainer.progress.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.3g}")
+        else:
+            logger.info(
+                "epoch %d step %d/%d  loss %.4f  lr %.4g  %.1f samples/s  eta %s", epoch + 1, step,
+                trainer.steps_per_epoch, record["loss"], record["lr"], record["samples_per_s"],
+                _format_eta(record["eta_s"]),
+            )
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        loss_sum, count, failed_reads = du.all_reduce_sum(trainer.epoch_stats.clone()).tolist()
+        trainer.epoch_stats.zero_()
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / count if count else float("nan"),
+            "failed_reads": int(failed_reads),
+            "skipped_steps": trainer.num_skipped_steps,
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+        }
+        trainer.writer.write("train_epoch", record, trainer.global_step)
+        logger.info("epoch %d/%d done: train loss %.4f, lr %.4g, global step %d", epoch + 1, trainer.max_epoch,
+                    record["loss"], record["lr"], trainer.global_step)
+        if record["failed_reads"]:
+            logger.warning("epoch %d: %d unreadable samples were replaced by others (see the log above for the files)",
+                           epoch + 1, record["failed_reads"])
+        trainer.last_metrics = {f"train_{k}": v for k, v in record.items()}
+
+    def after_train(self, trainer: "Trainer") -> None:
+        trainer.writer.write("event", {"event": "done", **trainer.last_metrics}, trainer.global_step)
+        trainer.writer.close()
+
+
+class PreciseBN(Hook):
+    """Recompute the BN statistics of the raw and EMA networks on ``BN.NUM_BATCHES_PRECISE`` training batches
+    (fvcore precise BN), averaged over processes."""
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        cfg = trainer.cfg
+        loader = trainer.build_train_loader(seed=cfg.RNG_SEED + 1, epoch=epoch)
+        num = min(cfg.BN.NUM_BATCHES_PRECISE, len(loader))
+
+        def inputs() -> Iterator[torch.Tensor]:
+            for batch in loader:
+                yield trainer.prepare_input(batch)
+
+        nets = [trainer.model] + ([trainer.ema.module] if trainer.ema is not None else [])
+        for net in nets:
+            with trainer.autocast(), torch.no_grad():
+                update_precise_bn(net, inputs(), num)
+            du.average_bn_buffers(net)
+        logger.info("precise BN statistics from %d batches", num)
+
+
+class Checkpointer(Hook):
+    """``last.pyth`` inside epochs every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and after each epoch."""
+
+    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+        period = trainer.cfg.TRAIN.CHECKPOINT_STEP_PERIOD
+        if period > 0 and step % period == 0 and step < trainer.steps_per_epoch:
+            trainer.save_checkpoint(epoch, step)
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        done = epoch + 1
+        keep = done % trainer.cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == trainer.max_epoch
+        trainer.save_checkpoint(done, 0, keep=keep)
+
+
+class Validator(Hook):
+    """Single-view validation of the raw and the EMA weights; logs and records ``val`` metrics."""
+
+    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+        done = epoch + 1
+        if trainer.val_loader is None or not (done % trainer.cfg.TRAIN.EVAL_PERIOD == 0 or done == trainer.max_epoch):
+            return
+        progress = trainer.is_main and trainer.cfg.PROGRESS_BAR
+        nets = {"": trainer.model, "ema_": trainer.ema.module if trainer.ema is not None else None}
+        results: Dict[str, Dict[str, Any]] = {}
+        with preserve_rng():  # validation never changes the training randomness
+            for prefix, net in nets.items():
+                if net is not None:
+                    results[prefix] = evaluate_single_view(
+                        net, trainer.val_loader, trainer.prepare_input, device=trainer.device,
+                        autocast=trainer.autocast(), progress=progress, desc=f"val {prefix.rstrip('_')}".strip(),
+                    )
+        raw, ema = results[""], results.get("ema_")
+        record: Dict[str, Any] = {"epoch": done, **raw}
+        if ema is not None:
+            record.update({f"ema_{k}": v for k, v in ema.items()})
+        trainer.writer.write("val", record, trainer.global_step)
+        msg = f"epoch {done} val: top-1 {raw['top1']:.2f}% top-5 {raw['top5']:.2f}% loss {raw['loss']:.4f}"
+        if ema is not None:
+            msg += f" | EMA top-1 {ema['top1']:.2f}% top-5 {ema['top5']:.2f}% loss {ema['loss']:.4f}"
+        msg += f" ({raw['num_samples']} samples" + (f", {raw['num_failed']} failed)" if raw["num_failed"] else ")")
+        logger.info(msg)
+        trainer.last_metrics = {f"val_{k}": v for k, v in record.items()}

@@ -1,0 +1,115 @@
+"""The video task: ``rs_video`` models on Kinetics-style video data, for the engine of ``rs_image``.
+
+Importing this module registers ``TASK video`` with the engine (:func:`rs_image.engine.register_task`) and
+adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``SAMPLING_RATE``,
+``TARGET_FPS``, ``SHORT_CLIP_POLICY``), annotations (``PATH_PREFIX``, ``PATH_LABEL_SEPARATOR``), decoding
+(``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops (``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``),
+the output dtype of clips (``OUTPUT_DTYPE``), test views (``TEST.NUM_ENSEMBLE_VIEWS``,
+``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights (``TRAIN.CHECKPOINT_INFLATE``).
+The command-line tools import it; so must any script that loads a video config::
+
+    import rs_video.task  # noqa: F401  (registers TASK video)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+import rs_video.models  # noqa: F401  (registers the PyTorchVideo weight format with the resolver)
+from rs_image.engine.config import CfgNode, Rule
+from rs_image.engine.tasks import Task, register_task
+from rs_image.recipe import model_kwargs_from_cfg
+
+from .data import OUTPUT_DTYPES, build_video_dataset, collate_clips
+from .data.decoders import DECODERS
+from .data.sampling import SHORT_CLIP_POLICIES
+from .models import create_model, inflate
+
+__all__ = ["VideoTask"]
+
+logger = logging.getLogger(__name__)
+
+
+def _add_video_config(cfg: CfgNode) -> None:
+    d = cfg.DATA
+    # Where videos are: "path label" lists, official Kinetics CSVs or class folders (docs/data.md).
+    d.PATH_PREFIX = ""
+    d.PATH_LABEL_SEPARATOR = " "
+    # "native" (this library's loader) or "pytorchvideo" (its LabeledVideoDataset, for comparison).
+    d.BACKEND = "native"
+    # "auto": torchcodec, else PyAV, else decord.
+    d.DECODER = "auto"
+    d.DECODER_THREADS = 1
+    # A clip is NUM_FRAMES frames spaced SAMPLING_RATE frames apart at TARGET_FPS (SlowFast's "8x8").
+    d.NUM_FRAMES = 8
+    d.SAMPLING_RATE = 8
+    d.TARGET_FPS = 30
+    # Train crops: "jitter" (short side in TRAIN_JITTER_SCALES, random crop) or "inception" (random resized).
+    d.TRAIN_CROP_MODE = "jitter"
+    d.TRAIN_JITTER_SCALES = [256, 320]
+    # Frames past the end of a short video: "repeat_last" or "loop".
+    d.SHORT_CLIP_POLICY = "repeat_last"
+    # Clips out of the data set: "float32" normalised, or "uint8" normalised on the device by the engine.
+    d.OUTPUT_DTYPE = "float32"
+    # Multi-view test: NUM_ENSEMBLE_VIEWS temporal clips x NUM_SPATIAL_CROPS crops per video.
+    cfg.TEST.NUM_ENSEMBLE_VIEWS = 10
+    cfg.TEST.NUM_SPATIAL_CROPS = 3
+    # Inflate 2D weights from TRAIN.CHECKPOINT_FILE_PATH ("average" or "center"); "" = no inflation.
+    cfg.TRAIN.CHECKPOINT_INFLATE = ""
+
+
+def _jitter_scales_fit(v: Any, cfg: CfgNode) -> bool:
+    return len(v) == 2 and 0 < v[0] <= v[1] and (cfg.DATA.TRAIN_CROP_MODE != "jitter" or cfg.DATA.TRAIN_CROP_SIZE <= v[0])
+
+
+@register_task
+class VideoTask(Task):
+    """``rs_video`` models on Kinetics-style video data (:func:`rs_video.data.build_video_dataset`)."""
+
+    name = "video"
+    input_key = "video"
+    index_key = "video_index"
+    channels_last_format = torch.channels_last_3d
+    logger_names = ("rs_image", "rs_video")
+    config_choices = {
+        "DATA.BACKEND": ("native", "pytorchvideo"),
+        "DATA.DECODER": ("auto",) + tuple(DECODERS),
+        "DATA.TRAIN_CROP_MODE": ("jitter", "inception"),
+        "DATA.SHORT_CLIP_POLICY": SHORT_CLIP_POLICIES,
+        "DATA.OUTPUT_DTYPE": OUTPUT_DTYPES,
+        "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
+    }
+    config_rules = (
+        Rule("DATA.NUM_FRAMES", lambda v, c: v >= 1, ">= 1"),
+        Rule("DATA.SAMPLING_RATE", lambda v, c: v >= 1, ">= 1"),
+        Rule("DATA.TARGET_FPS", lambda v, c: v > 0, "> 0"),
+        Rule("DATA.DECODER_THREADS", lambda v, c: v >= 0, ">= 0 (0 = FFmpeg's choice)"),
+        Rule("DATA.TRAIN_JITTER_SCALES", _jitter_scales_fit,
+             "[min, max] with 0 < min <= max, and min >= DATA.TRAIN_CROP_SIZE in jitter mode"),
+        Rule("TEST.NUM_ENSEMBLE_VIEWS", lambda v, c: v >= 1, ">= 1"),
+        Rule("TEST.NUM_SPATIAL_CROPS", lambda v, c: v >= 1, ">= 1"),
+        Rule("TRAIN.CHECKPOINT_INFLATE", lambda v, c: not v or bool(c.TRAIN.CHECKPOINT_FILE_PATH),
+             "'' while TRAIN.CHECKPOINT_FILE_PATH is empty (nothing to inflate)"),
+    )
+    add_config = staticmethod(_add_video_config)
+
+    def create_model(self, cfg: Any) -> nn.Module:
+        return create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
+
+    def build_dataset(self, cfg: Any, split: str) -> Dataset:
+        return build_video_dataset(cfg, split)
+
+    def collate_fn(self) -> Optional[Callable[[list], Any]]:
+        """:func:`rs_video.data.collate_clips`: uint8 clips stay channels-last (RGB de-interleaved on the device)."""
+        return collate_clips
+
+    def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:
+        if cfg.TRAIN.CHECKPOINT_INFLATE:
+            inflate(cfg.TRAIN.CHECKPOINT_FILE_PATH, model, method=cfg.TRAIN.CHECKPOINT_INFLATE)
+            return
+        super().load_initial_weights(model, cfg)
