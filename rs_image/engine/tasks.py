@@ -149,6 +149,10 @@ class VideoTask(Task):
         return rs_video.create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
 
     def build_dataset(self, cfg: Any, split: str) -> Dataset:
+        if cfg.DATA.BACKEND == "pytorchvideo":
+            from rs_video.benchmark import build_pytorchvideo_dataset
+
+            return build_pytorchvideo_dataset(cfg, split)
         from rs_video.data import build_video_dataset
 
         return build_video_dataset(cfg, split)
