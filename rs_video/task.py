@@ -25,6 +25,7 @@ from rs_image.engine.config import CfgNode, Rule
 from rs_image.engine.tasks import Task, register_task
 from rs_image.recipe import model_kwargs_from_cfg
 
+from .benchmark import build_pytorchvideo_dataset
 from .data import OUTPUT_DTYPES, build_video_dataset, collate_clips
 from .data.decoders import DECODERS
 from .data.sampling import SHORT_CLIP_POLICIES
@@ -102,6 +103,8 @@ class VideoTask(Task):
         return create_model(cfg.MODEL.NAME, num_classes=cfg.MODEL.NUM_CLASSES, **model_kwargs_from_cfg(cfg))
 
     def build_dataset(self, cfg: Any, split: str) -> Dataset:
+        if cfg.DATA.BACKEND == "pytorchvideo":  # the comparison loader (rs_video.benchmark), same items
+            return build_pytorchvideo_dataset(cfg, split)
         return build_video_dataset(cfg, split)
 
     def collate_fn(self) -> Optional[Callable[[list], Any]]:

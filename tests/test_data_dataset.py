@@ -10,7 +10,7 @@ import torch
 
 from rs_image.data.randomness import EpochIndex
 from rs_video.data import KineticsDataset, build_video_dataset
-from rs_video.data.testing import read_frame_index
+from rs_video.benchmark.synthetic import read_frame_index
 from tests.videos import BROKEN_KINDS, data_cfg, list_dataset, write_broken, write_list, write_video
 
 PRESENT_BROKEN = [k for k in BROKEN_KINDS if k != "missing"]  # 4 broken files that exist, 1 missing
@@ -283,4 +283,7 @@ def test_builder_rejects_bad_split_and_backend(good_root):
         build_video_dataset(cfg_for(good_root), "validation")
     with pytest.raises(ValueError, match="DATA.BACKEND"):
         build_video_dataset(cfg_for(good_root, DATA__BACKEND="dali"), "train")
+    # Our loader never stands in for the comparison backend: the video task builds that one.
+    with pytest.raises(ValueError, match="'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset"):
+        build_video_dataset(cfg_for(good_root, DATA__BACKEND="pytorchvideo"), "train")
     assert isinstance(build_video_dataset(cfg_for(good_root), "train"), KineticsDataset)

@@ -10,7 +10,7 @@ import torch
 
 from rs_video.data import decoders as dec
 from rs_video.data.decoders import VideoDecodeError, available_decoders, create_decoder
-from rs_video.data.testing import read_frame_index
+from rs_video.benchmark.synthetic import read_frame_index
 from tests.videos import write_broken, write_video
 
 AVAILABLE = [name for name, why in available_decoders().items() if not why]
@@ -195,7 +195,7 @@ def test_no_backend_at_all_and_unknown_names(monkeypatch):
 
 
 def test_frame_index_code_round_trips():
-    from rs_video.data.testing import make_frame
+    from rs_video.benchmark.synthetic import make_frame
 
     for index in (0, 1, 77, 511, 1023):
         assert read_frame_index(make_frame(index, 64, 48)) == index

@@ -1,4 +1,5 @@
-"""DATA.BACKEND pytorchvideo (map-style wrapper with a correct length) and the opt-in transforms shim."""
+"""DATA.BACKEND pytorchvideo (rs_video.benchmark: map-style wrapper with a correct length, chosen by the video
+task) and the opt-in transforms shim."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from rs_video.data import PyTorchVideoKinetics, build_video_dataset
+from rs_image.engine import get_task
+from rs_video.benchmark import PyTorchVideoKinetics, build_pytorchvideo_dataset
+from rs_video.data import KineticsDataset
 from tests.videos import data_cfg, list_dataset, write_list, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,10 +25,18 @@ def root(tmp_path_factory):
     return list_dataset(tmp_path_factory.mktemp("ptv"), splits=("train", "test"), num_videos=3, audio=True)
 
 
+def test_video_task_builds_the_loader_that_data_backend_names(root):
+    # No importorskip: the wrapper imports pytorchvideo only when it loads its first clip.
+    task = get_task("video")
+    assert isinstance(task.build_dataset(data_cfg(root, DATA__BACKEND="pytorchvideo"), "train"), PyTorchVideoKinetics)
+    assert isinstance(task.build_dataset(data_cfg(root, DATA__BACKEND="native"), "train"), KineticsDataset)
+
+
 @pytest.mark.parametrize("decoder", ["pyav", "decord"])
 def test_train_wrapper_has_a_length_and_our_item_format(root, decoder):
+    pytest.importorskip("pytorchvideo")
     cfg = data_cfg(root, DATA__BACKEND="pytorchvideo", DATA__DECODER=decoder)
-    dataset = build_video_dataset(cfg, "train")
+    dataset = build_pytorchvideo_dataset(cfg, "train")
     assert isinstance(dataset, PyTorchVideoKinetics) and len(dataset) == 3
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=0)
     assert len(loader) == 2  # PyTorchVideo's own LabeledVideoDataset has no len()
@@ -39,8 +50,9 @@ def test_train_wrapper_has_a_length_and_our_item_format(root, decoder):
 
 
 def test_test_wrapper_covers_every_video_and_view(root):
+    pytest.importorskip("pytorchvideo")
     cfg = data_cfg(root, DATA__BACKEND="pytorchvideo", DATA__DECODER="pyav")
-    dataset = build_video_dataset(cfg, "test")
+    dataset = build_pytorchvideo_dataset(cfg, "test")
     assert len(dataset) == 3 * 2 * 3 and dataset.num_views == 6
     items = [dataset[i] for i in range(len(dataset))]
     assert sorted((it["video_index"], it["view_index"]) for it in items) == [(v, w) for v in range(3) for w in range(6)]
@@ -48,11 +60,12 @@ def test_test_wrapper_covers_every_video_and_view(root):
 
 
 def test_auto_decoder_falls_back_to_pyav_and_broken_set_fails_clearly(tmp_path):
+    pytest.importorskip("pytorchvideo")
     write_video(tmp_path / "ok.mp4", num_frames=12)
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     write_list(tmp_path / "train.csv", [("bad.mp4", 0)])
     cfg = data_cfg(tmp_path, DATA__BACKEND="pytorchvideo")  # DATA.DECODER auto -> pyav here
-    dataset = build_video_dataset(cfg, "train")
+    dataset = build_pytorchvideo_dataset(cfg, "train")
     assert dataset.decoder == "pyav"
     with pytest.raises(RuntimeError, match="pytorchvideo \\(pyav\\)"):
         dataset[0]
@@ -64,6 +77,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_shim_makes_pytorchvideo_transforms_importable_and_we_never_import_them(root):
+    pytest.importorskip("pytorchvideo")
     result = run_python(f"""
         import sys, warnings
         warnings.simplefilter("ignore")
@@ -77,14 +91,15 @@ def test_shim_makes_pytorchvideo_transforms_importable_and_we_never_import_them(
             del sys.modules[name]
 
         # Our library, both backends, never pulls pytorchvideo.transforms in.
+        from rs_video.benchmark import build_pytorchvideo_dataset
         from rs_video.data import build_video_dataset
         from tests.videos import data_cfg
-        for backend in ("native", "pytorchvideo"):
+        for backend, build in (("native", build_video_dataset), ("pytorchvideo", build_pytorchvideo_dataset)):
             cfg = data_cfg({str(root)!r}, DATA__BACKEND=backend, DATA__DECODER="pyav")
-            build_video_dataset(cfg, "train")[0]
+            build(cfg, "train")[0]
         print("LOADED_WITHOUT_PTV_TRANSFORMS", "pytorchvideo.transforms" not in sys.modules)
 
-        from rs_video.data import enable_pytorchvideo_transforms
+        from rs_video.benchmark import enable_pytorchvideo_transforms
         ptv = enable_pytorchvideo_transforms()
         clip = torch.randint(0, 256, (8, 3, 32, 40), dtype=torch.uint8)  # T C H W for RandAugment
         out = ptv.RandAugment(magnitude=9, num_layers=2)(clip)

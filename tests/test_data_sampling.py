@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rs_video.data import ClipSampler, create_decoder
-from rs_video.data.testing import read_frame_index
+from rs_video.benchmark.synthetic import read_frame_index
 from tests.videos import write_video
 
 

@@ -1,5 +1,6 @@
 """`make demo` end to end on a tiny moving-shapes set: both runs train, test and report, and --check reports
-missed targets through the exit status. (The real targets are measured by the demo itself, see docs/demo.md.)"""
+missed targets through the exit status (rs_video.demo.run, tools/demo.py). (The real targets are measured by the
+demo itself, see docs/demo.md.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import csv
 import importlib.util
 from pathlib import Path
 
-from rs_video.data.moving_shapes import MovingShapesSpec, generate_moving_shapes
+from rs_video.demo.moving_shapes import MovingShapesSpec, generate_moving_shapes
+from rs_video.demo.run import RUNS, DemoResult, DemoRow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +41,17 @@ def test_demo_trains_tests_and_reports_both_runs(tmp_path: Path, capsys) -> None
         with open(run_dir / name / "test_predictions.csv") as f:
             predictions = list(csv.DictReader(f))
         assert len(predictions) == 8 and all(p["views"] == "4" for p in predictions)
+
+
+def test_targets_hold_exactly_at_their_bounds() -> None:
+    def result(top1_3d: float, top1_2d: float, seconds: float) -> DemoResult:
+        rows = [DemoRow(RUNS[0], None, {"top1": top1_3d}, 1.0), DemoRow(RUNS[1], None, {"top1": top1_2d}, 1.0)]
+        return DemoResult(MovingShapesSpec(), Path("data"), 0.0, seconds, rows)
+
+    assert [ok for _, ok in result(90.0, 27.5, 600.0).checks()] == [True, True, True]
+    assert [ok for _, ok in result(89.9, 27.6, 600.5).checks()] == [False, False, False]
+    assert [text for text, _ in result(94.4, 16.2, 369.0).checks()] == [
+        "rs3d held-out top-1 94.4% >= 90%",
+        "single-frame control 16.2% <= chance + 15 = 27.5%",
+        "demo time 369 s <= 600 s",
+    ]

@@ -13,7 +13,7 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from rs_image.fileio import TMP_MARK
-from rs_video.data.moving_shapes import (
+from rs_video.demo.moving_shapes import (
     MOVING_SHAPES_CLASSES,
     MovingShapesSpec,
     generate_moving_shapes,

@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
 
-from rs_video.data.testing import write_audio_only_file, write_synthetic_video
+from rs_video.benchmark.synthetic import write_audio_only_file, write_synthetic_video
 
 __all__ = ["BROKEN_KINDS", "data_cfg", "write_video", "write_broken", "write_list", "list_dataset"]
 
@@ -17,7 +17,7 @@ BROKEN_KINDS = ("missing", "empty", "truncated", "garbage", "audio_only")
 
 
 def write_video(path, num_frames: int = 24, fps: int = 30, width: int = 64, height: int = 48, **kwargs) -> Path:
-    """A small index-coded video (see :mod:`rs_video.data.testing`); parents are created."""
+    """A small index-coded video (see :mod:`rs_video.benchmark.synthetic`); parents are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_synthetic_video(path, num_frames=num_frames, fps=fps, width=width, height=height, **kwargs)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Clips/s of our Kinetics loader against PyTorchVideo's on the same files (see rs_video/data/benchmark.py).
+"""Clips/s of our Kinetics loader against PyTorchVideo's on the same files (see rs_video/benchmark/throughput.py).
 
 Example (the README's setting: 2 workers, train mode, 32x2 clips, 224 crop, 10 s 30 fps 340x256 H.264):
 
@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rs_video.data.benchmark import benchmark_cfg, format_table, make_benchmark_videos, run_benchmark  # noqa: E402
+from rs_video.benchmark import benchmark_cfg, format_table, make_benchmark_videos, run_benchmark  # noqa: E402
 
 DEFAULT_CONFIGURATIONS = [
     "ours/torchcodec", "ours/pyav", "ours/decord",

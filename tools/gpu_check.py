@@ -124,7 +124,7 @@ def prepare_data(ctx: Context) -> Dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    from rs_video.data.testing import write_synthetic_video
+    from rs_video.benchmark.synthetic import write_synthetic_video
 
     s = ctx.sizes
     width, height = s.video_size
@@ -433,7 +433,7 @@ def check_torchcodec_cuda_decode(ctx: Context) -> Dict[str, Any]:
     import torch
 
     from rs_video.data.decoders import TorchCodecDecoder
-    from rs_video.data.testing import read_frame_index
+    from rs_video.benchmark.synthetic import read_frame_index
 
     usable, why = TorchCodecDecoder.is_available()
     if not usable:

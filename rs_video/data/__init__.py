@@ -1,21 +1,23 @@
-"""Kinetics video data: annotations, decoders, clip sampling, clip transforms, multi-view test.
+"""The video loader: annotations, decoders, clip sampling, clip transforms, the data set, preparation.
 
 Main entry points (see docs/data.md):
 
 * :func:`build_video_dataset` ``(cfg, split)`` -> data set whose items are
   ``dict(video=(C, T, H, W) float32 normalised or uint8 (DATA.OUTPUT_DTYPE), label, video_index,
   view_index[, failed])``;
+* :func:`build_split_inputs` ``(cfg, split)`` -> the annotations, clip sampler and transform every video
+  data set is built from.
 
 Multi-view test ensembling (each view counted once, also under DDP) is the engine's
 :class:`rs_image.engine.MultiViewAggregator`; normalisation of uint8 batches on the device is
 :meth:`rs_image.engine.Task.prepare_input`.
 
-``pytorchvideo.transforms`` is never imported here; :func:`enable_pytorchvideo_transforms` is an opt-in
-fix for users who want it on current torchvision.
+This package is the loader only: it imports neither the engine nor ``rs_video.benchmark`` (the
+PyTorchVideo comparison backend, its transforms shim and the loader benchmark) nor ``rs_video.demo``.
 """
 
 from .annotations import AnnotationError, SplitAnnotations, VideoRecord, load_split
-from .dataset import KineticsDataset, build_video_dataset, collate_clips
+from .dataset import KineticsDataset, SplitInputs, build_split_inputs, build_video_dataset, collate_clips
 from .decoders import (
     FAILURE_REASONS,
     DecordDecoder,
@@ -26,8 +28,6 @@ from .decoders import (
     available_decoders,
     create_decoder,
 )
-from .pytorchvideo_backend import PyTorchVideoKinetics
-from .pytorchvideo_compat import enable_pytorchvideo_transforms
 from .sampling import ClipSampler
 from .transforms import OUTPUT_DTYPES, ClipTransform, UniformSpatialCrop, build_clip_transform
 
@@ -37,6 +37,8 @@ __all__ = [
     "VideoRecord",
     "load_split",
     "KineticsDataset",
+    "SplitInputs",
+    "build_split_inputs",
     "build_video_dataset",
     "collate_clips",
     "FAILURE_REASONS",
@@ -47,8 +49,6 @@ __all__ = [
     "PyAVDecoder",
     "available_decoders",
     "create_decoder",
-    "PyTorchVideoKinetics",
-    "enable_pytorchvideo_transforms",
     "ClipSampler",
     "OUTPUT_DTYPES",
     "ClipTransform",

@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
 from .sampling import ClipSampler
 from .transforms import ClipTransform, build_clip_transform
 
-__all__ = ["KineticsDataset", "build_video_dataset", "collate_clips", "MODES"]
+__all__ = ["KineticsDataset", "SplitInputs", "build_split_inputs", "build_video_dataset", "collate_clips", "MODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -299,39 +299,48 @@ def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     return {"video": videos.permute(0, 4, 1, 2, 3), **rest}
 
 
-def _num_ensemble_views(cfg, mode: str) -> int:
-    return int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if mode == "test" else 1
+class SplitInputs(NamedTuple):
+    """What a video data set of one split is built from."""
+
+    annotations: SplitAnnotations
+    sampler: ClipSampler
+    transform: ClipTransform
 
 
-def build_video_dataset(cfg, split: str) -> torch.utils.data.Dataset:
-    """The data set for ``split`` ("train", "val" or "test") from the config contract (docs/data.md).
+def build_split_inputs(cfg, split: str) -> SplitInputs:
+    """The annotations, clip sampler and clip transform of ``split`` from the config (docs/data.md).
 
-    ``DATA.BACKEND = "native"`` gives a :class:`KineticsDataset`; ``"pytorchvideo"`` gives
-    :class:`rs_video.data.pytorchvideo_backend.PyTorchVideoKinetics` (slower; same item format).
+    Every video data set builder starts here, so that all of them read the same videos and make the same
+    clips (:func:`build_video_dataset`; the PyTorchVideo comparison in ``rs_video.benchmark``).
     """
     if split not in MODES:
         raise ValueError(f"split must be one of {MODES}, got {split!r}")
     data = cfg.DATA
-    annotations: SplitAnnotations = load_split(
+    annotations = load_split(
         data.PATH_TO_DATA_DIR, split, path_prefix=data.PATH_PREFIX, separator=data.PATH_LABEL_SEPARATOR,
         num_classes=int(cfg.MODEL.NUM_CLASSES),
     )
     sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS, data.SHORT_CLIP_POLICY)
-    transform = build_clip_transform(cfg, split)
-    if data.BACKEND == "pytorchvideo":
-        from .pytorchvideo_backend import PyTorchVideoKinetics
+    return SplitInputs(annotations, sampler, build_clip_transform(cfg, split))
 
-        return PyTorchVideoKinetics(
-            annotations.records, split, sampler, transform,
-            decoder=data.DECODER if data.DECODER in ("pyav", "decord") else "pyav",
-            num_ensemble_views=_num_ensemble_views(cfg, split), class_names=annotations.class_names,
-            source=annotations.source,
-        )
+
+def build_video_dataset(cfg, split: str) -> KineticsDataset:
+    """Our loader's data set for ``split`` ("train", "val" or "test") from the config contract (docs/data.md).
+
+    It is ``DATA.BACKEND: native``; the video task builds ``pytorchvideo``, the comparison backend, with
+    ``rs_video.benchmark.build_pytorchvideo_dataset`` (this package never imports it).
+    """
+    data = cfg.DATA
     if data.BACKEND != "native":
-        raise ValueError(f"DATA.BACKEND must be 'native' or 'pytorchvideo', got {data.BACKEND!r}")
+        raise ValueError(
+            f"build_video_dataset builds DATA.BACKEND 'native', got {data.BACKEND!r} "
+            "(DATA.BACKEND 'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset)"
+        )
+    annotations, sampler, transform = build_split_inputs(cfg, split)
     return KineticsDataset(
         annotations.records, split, sampler, transform, create_decoder(data.DECODER, int(data.DECODER_THREADS)),
-        num_ensemble_views=_num_ensemble_views(cfg, split), num_retries=int(data.NUM_RETRIES),
-        max_failure_fraction=float(data.MAX_FAILURE_FRACTION), missing=annotations.missing,
-        class_names=annotations.class_names, source=annotations.source, seed=int(cfg.RNG_SEED),
+        num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if split == "test" else 1,
+        num_retries=int(data.NUM_RETRIES), max_failure_fraction=float(data.MAX_FAILURE_FRACTION),
+        missing=annotations.missing, class_names=annotations.class_names, source=annotations.source,
+        seed=int(cfg.RNG_SEED),
     )

@@ -1,9 +1,12 @@
-"""Index-coded video files for tests and benchmarks (see :mod:`rs_video.data.moving_shapes` for demo data).
+"""Index-coded video files for tests and benchmarks (see :mod:`rs_video.demo.moving_shapes` for demo data).
 
 Every frame carries its own index as a row of black/white blocks along the top edge (bit ``b`` of the
 index is block ``b``, least significant first), over a smooth moving texture with a moving disc. The
 blocks survive lossy H.264/VP9 compression, so :func:`read_frame_index` recovers which source frame a
 decoder returned. That is what lets tests check clip sampling and seeking exactly.
+
+They are measuring videos (the loader's tests, ``tools/gpu_check.py`` and the loader benchmark write
+them), not part of the loader, so they live here rather than in :mod:`rs_video.data`.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ only uses that module's ``affine``, which torchvision still ships as the private
 ``torchvision.transforms._functional_tensor``. :func:`enable_pytorchvideo_transforms` registers the
 private module under the old name and imports ``pytorchvideo.transforms``.
 
-Nothing in ``rs_video`` calls this: our transforms are built on ``torchvision.transforms.v2``. It is for
-users who want PyTorchVideo's own transforms next to ours. It rests on a private torchvision module, so it
-may stop working in a future torchvision (it then raises ImportError saying so). Never map the old name to
-the public ``torchvision.transforms.functional``: its ``affine`` takes different arguments.
+Our loader never calls this: its transforms are built on ``torchvision.transforms.v2``. It is for users
+who want PyTorchVideo's own transforms next to ours, and for the benchmark's ``ptv-recipe`` rows. It rests
+on a private torchvision module, so it may stop working in a future torchvision (it then raises
+ImportError saying so). Never map the old name to the public ``torchvision.transforms.functional``: its
+``affine`` takes different arguments.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def enable_pytorchvideo_transforms() -> ModuleType:
 
     Example::
 
-        from rs_video.data import enable_pytorchvideo_transforms
+        from rs_video.benchmark import enable_pytorchvideo_transforms
         ptv_transforms = enable_pytorchvideo_transforms()
         ptv_transforms.ShortSideScale(256)
 

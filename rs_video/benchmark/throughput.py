@@ -14,11 +14,12 @@ Configurations:
 * ``ours/<decoder>``: :func:`rs_video.data.build_video_dataset` with ``DATA.DECODER=<decoder>``, once per
   requested ``DATA.OUTPUT_DTYPE`` (float32: normalised clips; uint8: clips the consumer normalises on its
   device after the copy, as the engine does);
-* ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo`` (PyTorchVideo decoding, our transforms);
+* ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo``, :func:`~rs_video.benchmark.build_pytorchvideo_dataset`
+  (PyTorchVideo decoding, our transforms);
 * ``ptv-recipe/<decoder>``: ``pytorchvideo.data.Kinetics`` with PyTorchVideo's own transform recipe
   (``UniformTemporalSubsample -> Div255 -> Normalize -> RandomShortSideScale -> RandomCrop -> flip`` in
   train mode; ``ShortSideScale -> uniform crop`` in test mode), as SlowFast's ``Ptvkinetics`` builds it,
-  using :func:`~rs_video.data.enable_pytorchvideo_transforms`.
+  using :func:`~rs_video.benchmark.enable_pytorchvideo_transforms`.
 
 All use the same files, the same T x tau at TARGET_FPS (clip duration ``T * tau / 30`` s), the same
 crop sizes, scale jitter and normalisation. PyTorchVideo rows always deliver float32 normalised clips
@@ -38,13 +39,11 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import torch
 
 from rs_image.fileio import atomic_path
+from rs_video.data import build_split_inputs, build_video_dataset, collate_clips
 
-from .annotations import load_split
-from .dataset import build_video_dataset, collate_clips
-from .pytorchvideo_backend import PyTorchVideoKinetics
-from .sampling import ClipSampler
-from .testing import write_synthetic_video
-from .transforms import build_clip_transform
+from .pytorchvideo_backend import PyTorchVideoKinetics, build_pytorchvideo_dataset
+from .pytorchvideo_compat import enable_pytorchvideo_transforms
+from .synthetic import write_synthetic_video
 
 __all__ = [
     "BenchmarkResult",
@@ -117,11 +116,16 @@ def _write_one(job) -> None:
 
 def benchmark_cfg(data_dir, num_frames: int = 32, sampling_rate: int = 2, train_crop: int = 224, test_crop: int = 256,
                   jitter: Sequence[int] = (256, 320), num_views: int = 10, num_crops: int = 3):
-    """The engine's default config set to the benchmark's clip and crop settings."""
+    """The engine's default config set to the benchmark's clip and crop settings (Kinetics-400 classes and
+    statistics)."""
     from rs_image.engine.config import get_cfg
+
+    from .. import task  # noqa: F401  (the video keys)
 
     cfg = get_cfg()
     cfg.TASK = "video"
+    cfg.MODEL.NUM_CLASSES = 400
+    cfg.DATA.MEAN, cfg.DATA.STD = [0.45] * 3, [0.225] * 3
     cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
     cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS = num_frames, sampling_rate, 30
     cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = train_crop, test_crop
@@ -142,8 +146,6 @@ class _PTVRecipeKinetics(PyTorchVideoKinetics):
 
     def _build_recipe(self):
         import torchvision.transforms as T
-
-        from .pytorchvideo_compat import enable_pytorchvideo_transforms
 
         ptv = enable_pytorchvideo_transforms()
         steps = [ptv.UniformTemporalSubsample(self.sampler.num_frames), ptv.Div255(), ptv.Normalize(self.mean, self.std)]
@@ -233,13 +235,12 @@ def _dataset(kind: str, decoder: str, cfg, mode: str, output_dtype: str = "float
     cfg.DATA.OUTPUT_DTYPE = "float32"  # PyTorchVideo's contract: normalised float clips
     if kind == "ptv-backend":
         cfg.DATA.BACKEND, cfg.DATA.DECODER = "pytorchvideo", decoder
-        return build_video_dataset(cfg, mode)
+        return build_pytorchvideo_dataset(cfg, mode)
     if kind == "ptv-recipe":
-        annotations = load_split(cfg.DATA.PATH_TO_DATA_DIR, mode, cfg.DATA.PATH_PREFIX, cfg.DATA.PATH_LABEL_SEPARATOR)
+        annotations, sampler, transform = build_split_inputs(cfg, mode)
         data = cfg.DATA
-        sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS)
         return _PTVRecipeKinetics(
-            annotations.records, mode, sampler, build_clip_transform(cfg, mode), decoder=decoder,
+            annotations.records, mode, sampler, transform, decoder=decoder,
             num_ensemble_views=cfg.TEST.NUM_ENSEMBLE_VIEWS if mode == "test" else 1,
             jitter=data.TRAIN_JITTER_SCALES, crop=data.TRAIN_CROP_SIZE, test_crop=data.TEST_CROP_SIZE,
             mean=data.MEAN, std=data.STD,

@@ -36,10 +36,10 @@ never counts as done) and parallel.
 
 Example::
 
-    from rs_video.data.moving_shapes import MovingShapesSpec, generate_moving_shapes
+    from rs_video.demo.moving_shapes import MovingShapesSpec, generate_moving_shapes
     root = generate_moving_shapes("/tmp/moving_shapes", MovingShapesSpec(num_train=64, num_val=16, num_test=16))
 
-or from a shell: ``python -m rs_video.data.moving_shapes --out /tmp/moving_shapes``.
+or from a shell: ``python -m rs_video.demo.moving_shapes --out /tmp/moving_shapes``.
 """
 
 from __future__ import annotations
@@ -440,7 +440,7 @@ def generate_moving_shapes(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Path:
-    """Command line: ``python -m rs_video.data.moving_shapes --out DIR [--num-train N ...]``."""
+    """Command line: ``python -m rs_video.demo.moving_shapes --out DIR [--num-train N ...]``."""
     defaults = MovingShapesSpec()
     parser = argparse.ArgumentParser(
         description="Generate the moving-shapes synthetic video data set (H.264 MP4 + Kinetics-style CSVs).",

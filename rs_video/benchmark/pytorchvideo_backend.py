@@ -1,6 +1,8 @@
 """``DATA.BACKEND: pytorchvideo``: PyTorchVideo's Kinetics loader behind a map-style wrapper.
 
-The slower path, kept for comparison and for people who want PyTorchVideo's decoding. It builds
+The slower path, kept for comparison and for people who want PyTorchVideo's decoding; the video task
+builds it with :func:`build_pytorchvideo_dataset` (our own loader, ``native``, is
+:func:`rs_video.data.build_video_dataset`). It builds
 ``pytorchvideo.data.LabeledVideoDataset`` (the class ``pytorchvideo.data.Kinetics`` returns) from the
 annotations our loader parsed, so every annotation layout works and missing files are dropped the same
 way, with ``decode_audio=False`` and decoder "pyav" or "decord" (its "torchvision" decoder no longer
@@ -33,12 +35,9 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from rs_image.data.failures import FailureReport
+from rs_video.data import ClipSampler, ClipTransform, VideoRecord, build_split_inputs
 
-from .annotations import VideoRecord
-from .sampling import ClipSampler
-from .transforms import ClipTransform
-
-__all__ = ["PyTorchVideoKinetics"]
+__all__ = ["PyTorchVideoKinetics", "build_pytorchvideo_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,3 +175,16 @@ class PyTorchVideoKinetics(torch.utils.data.Dataset):
             f"PyTorchVideoKinetics(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
             f"decoder={self.decoder}, sampler={self.sampler})"
         )
+
+
+def build_pytorchvideo_dataset(cfg, split: str) -> PyTorchVideoKinetics:
+    """``DATA.BACKEND: pytorchvideo``: the wrapper for ``split`` from the same config contract, annotations,
+    clip sampler and transforms as :func:`rs_video.data.build_video_dataset` (``DATA.DECODER`` other than
+    "pyav" or "decord" means pyav)."""
+    annotations, sampler, transform = build_split_inputs(cfg, split)
+    decoder = cfg.DATA.DECODER if cfg.DATA.DECODER in ("pyav", "decord") else "pyav"
+    return PyTorchVideoKinetics(
+        annotations.records, split, sampler, transform, decoder=decoder,
+        num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS), class_names=annotations.class_names,
+        source=annotations.source,
+    )
