@@ -33,7 +33,7 @@ from rs_image.engine.config import load_config  # noqa: E402
 from rs_image.engine.launch import launch  # noqa: E402
 from rs_image.engine.logger import setup_logging  # noqa: E402
 from rs_image.engine.tasks import get_task  # noqa: E402
-from rs_image.utils.flops import count_macs, count_params  # noqa: E402
+from rs_image.report.counts import count_macs, count_params  # noqa: E402
 from rs_video.data.moving_shapes import (  # noqa: E402
     MOVING_SHAPES_CLASSES,
     MovingShapesSpec,
