@@ -8,7 +8,7 @@ from torchvision.ops import FeaturePyramidNetwork
 
 import rs_image
 from rs_image.models import IMAGE_MODELS, WeightsError, drop_path_rates, save_state_dict, timm_to_native
-from rs_image.utils.flops import count_macs, count_params
+from rs_image.report.counts import count_macs, count_params
 from tests.conftest import randomize_bn
 
 timm = pytest.importorskip("timm")

@@ -11,7 +11,7 @@ from torchvision.ops import roi_align
 import rs_image
 import rs_video
 from rs_image.models import IMAGE_MODELS, Bottleneck, Ops, WeightsError, save_state_dict
-from rs_image.utils.flops import count_macs, count_params
+from rs_image.report.counts import count_macs, count_params
 from rs_video.models import VIDEO_MODELS, PyTorchVideoHead, from_pytorchvideo
 from tests.conftest import randomize_bn
 

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 
 from rs_image.engine.logger import setup_logging  # noqa: E402
 from rs_image.engine.tasks import get_task  # noqa: E402
-from rs_image.utils.flops import count_macs, count_params  # noqa: E402
+from rs_image.report.counts import count_macs, count_params  # noqa: E402
 from rs_video.demo.moving_shapes import MOVING_SHAPES_CLASSES  # noqa: E402
 from rs_video.demo.run import CHANCE, run_demo  # noqa: E402
 

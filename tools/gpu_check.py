@@ -375,7 +375,7 @@ def rank_main(name: str, ctx: Context, result_file: str) -> None:
     from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
     from torch.nn.parallel import DistributedDataParallel
 
-    from rs_image.utils.benchmark import PeakMemory
+    from rs_image.report.throughput import PeakMemory
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     result: Dict[str, Any] = {"status": "FAIL"}
@@ -488,7 +488,7 @@ def probe(ctx: Context) -> Dict[str, Any]:
     """What this machine offers: CUDA device, versions, bf16 peak."""
     import torch
 
-    from rs_image.utils.benchmark import peak_bf16_tflops
+    from rs_image.report.throughput import peak_bf16_tflops
 
     info: Dict[str, Any] = {"torch": torch.__version__, "cuda_available": torch.cuda.is_available(),
                             "torch_cuda": torch.version.cuda, "torchcodec": _version("torchcodec")}
@@ -522,7 +522,7 @@ def throughput_job(ctx: Context, models: Sequence[str], options: Sequence[str], 
     code = model_report.main(args)
     if code != 0:
         raise CheckFailed(f"model_report exited with {code}")
-    from rs_image.utils.report import format_mfu
+    from rs_image.report.tables import format_mfu
 
     with open(output) as f:
         rows = json.load(f)["throughput"]
@@ -605,7 +605,7 @@ def _child(task: str, ctx: Context, result_file: str, log_file: str, args: tuple
     try:
         import torch
 
-        from rs_image.utils.benchmark import PeakMemory
+        from rs_image.report.throughput import PeakMemory
 
         if task not in ("probe", "prepare_data", "throughput", "ddp_nccl", "syncbn"):  # others measure themselves
             memory = PeakMemory(torch.device(ctx.device))

@@ -18,6 +18,7 @@ random init. See docs/model_report.md.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from typing import List, Optional, Sequence
@@ -33,39 +34,44 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=Futur
 import torch  # noqa: E402
 
 import rs_video  # noqa: E402
-from rs_image.utils import benchmark, report, zoo_page  # noqa: E402
+from rs_image.report import catalog, counts, plot, tables, throughput, zoo_page  # noqa: E402
 from rs_video.models import VIDEO_MODELS  # noqa: E402
 
 DEFAULT_CACHE = os.path.join(ROOT, "docs", "model_counts.json")
 
 
-def video_source() -> report.RegistrySource:
-    return report.RegistrySource(VIDEO_MODELS, rs_video.create_model, "rs_video", "video")
+def eprint(msg: str) -> None:
+    """Progress goes to stderr so that stdout stays a clean table."""
+    print(msg, file=sys.stderr, flush=True)
 
 
-def build_catalog() -> report.ModelCatalog:
+def video_source() -> catalog.RegistrySource:
+    return catalog.RegistrySource(VIDEO_MODELS, rs_video.create_model, "rs_video", "video")
+
+
+def build_catalog() -> catalog.ModelCatalog:
     """Our image and video registries and the comparison sources."""
-    return report.default_catalog([video_source()])
+    return catalog.default_catalog([video_source()])
 
 
-def write_pages(zoo: Optional[str], table: Optional[str], cache: report.CountsCache) -> None:
+def write_pages(zoo: Optional[str], table: Optional[str], cache: counts.CountsCache) -> None:
     """Regenerate the zoo page and/or README tables; the pinned counts file keeps exactly what they need."""
-    catalog = build_catalog()
-    video = catalog.resolve(["@video"])
-    image = catalog.resolve(catalog.sources[0].variant_names())
-    anchors = catalog.resolve(["@anchors"])
+    models = build_catalog()
+    video = models.resolve(["@video"])
+    image = models.resolve(models.sources[0].variant_names())
+    anchors = models.resolve(["@anchors"])
     for spec, shapes in zoo_page.pinned_count_requests(video, image, anchors):
-        report.count_spec(spec, shapes, cache=cache, log=report.eprint)
+        counts.count_spec(spec, shapes, cache=cache)
     if zoo:
         with open(zoo, "w") as f:
             f.write(zoo_page.zoo_markdown(video, image, root=ROOT, cache=cache, allow_compute=False))
-        report.eprint(f"wrote {zoo}")
+        eprint(f"wrote {zoo}")
     if table:
         with open(table, "w") as f:
             f.write(zoo_page.model_table_markdown(video, image, cache=cache, allow_compute=False))
-        report.eprint(f"wrote {table}")
+        eprint(f"wrote {table}")
     cache.save(prune_unused=True)
-    report.eprint(f"wrote {cache.path}")
+    eprint(f"wrote {cache.path}")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -74,7 +80,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, help="video clip length T for train and test inputs")
     p.add_argument("--size", type=int, help="train crop (and test crop unless --test-size)")
     p.add_argument("--test-size", type=int, help="test crop")
-    p.add_argument("--views", type=report.parse_views, help="video test views CLIPSxCROPS, e.g. 10x3")
+    p.add_argument("--views", type=catalog.parse_views, help="video test views CLIPSxCROPS, e.g. 10x3")
     p.add_argument("--throughput", action="store_true", help="also time inference and training steps")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:i]")
     p.add_argument("--batch-size", type=int, default=2, help="clips (images) per step for --throughput")
@@ -89,7 +95,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch.set_num_threads for the run")
     p.add_argument("--peak-tflops", type=float,
                    help="dense bf16 peak TFLOP/s of the device, for the MFU column (default: from the GPU's name, "
-                        "see rs_image.utils.benchmark.GPU_PEAK_BF16_TFLOPS; none on CPUs)")
+                        "see rs_image.report.throughput.GPU_PEAK_BF16_TFLOPS; none on CPUs)")
     p.add_argument("--format", choices=["md", "csv", "json"], default="md")
     p.add_argument("--output", help="write the report here instead of stdout")
     p.add_argument("--plot", help="PNG of reported Kinetics-400 top-1 vs GFLOPs x views (each top-1 only at the "
@@ -104,70 +110,72 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    # The library logs its progress (e.g. which model fvcore is counting); show it on stderr.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cache = None if args.no_cache else report.CountsCache(args.cache)
+    cache = None if args.no_cache else counts.CountsCache(args.cache)
     if args.zoo or args.model_table:
-        write_pages(args.zoo, args.model_table, cache or report.CountsCache(args.cache))
+        write_pages(args.zoo, args.model_table, cache or counts.CountsCache(args.cache))
         return 0
 
-    catalog = build_catalog()
-    specs = [s.with_overrides(args.frames, args.size, args.test_size, args.views) for s in catalog.resolve(args.models)]
-    counts = report.count_rows(specs, cache=cache, log=report.eprint)
-    plot_points: List[report.PlotPoint] = []
+    models = build_catalog()
+    specs = [s.with_overrides(args.frames, args.size, args.test_size, args.views) for s in models.resolve(args.models)]
+    count_rows = tables.count_rows(specs, cache=cache)
+    plot_points: List[plot.PlotPoint] = []
     if args.plot:
         # A reported top-1 belongs to the input it was measured at: never pair it with another input's cost.
-        plot_points = report.plot_points(counts)
-        left_out = report.top1_input_mismatches(counts)
+        plot_points = plot.plot_points(count_rows)
+        left_out = plot.top1_input_mismatches(count_rows)
         if not plot_points:
             why = ("; ".join(left_out) + ". Plot without --frames/--size/--test-size/--views overrides") if left_out \
                 else "no video model with a reported Kinetics-400 top-1 among the models"
-            report.eprint(f"--plot refused: nothing to plot at the inputs the top-1 numbers were reported at: {why}")
+            eprint(f"--plot refused: nothing to plot at the inputs the top-1 numbers were reported at: {why}")
             return 2
         for line in left_out:
-            report.eprint(f"--plot leaves out {line}")
+            eprint(f"--plot leaves out {line}")
 
-    results: List[benchmark.ThroughputResult] = []
+    results: List[throughput.ThroughputResult] = []
     machine = None
     if args.throughput:
-        machine = benchmark.machine_info(args.device)
-        report.eprint("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
+        machine = throughput.machine_info(args.device)
+        eprint("machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()))
         # Models interleaved per option and everything repeated in rounds, so that drifting load from other
         # processes affects all configurations alike; rounds are pooled by merge_rounds.
         for round_ in range(args.rounds):
             for mode in args.modes:
                 for option in args.options:
                     for spec in specs:
-                        report.eprint(f"round {round_ + 1}/{args.rounds}: timing {spec.name} {mode} {option} ...")
-                        r = benchmark.measure_throughput(
+                        eprint(f"round {round_ + 1}/{args.rounds}: timing {spec.name} {mode} {option} ...")
+                        r = throughput.measure_throughput(
                             spec.build, spec.input_size, mode=mode, option=option, batch_size=args.batch_size,
                             device=args.device, warmup=args.warmup, repeats=args.repeats, name=spec.name,
                         )
                         results.append(r)
-                        report.eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s, load {r.load_1min} "
+                        eprint(f"  {r.median_ms:.1f} ms/step, {r.clips_per_s:.2f} clips/s, load {r.load_1min} "
                                       f"{r.error}")
-        results = benchmark.merge_rounds(results)
+        results = throughput.merge_rounds(results)
     peak = args.peak_tflops
     if peak is None and machine is not None and isinstance(machine.get("gpu_peak_bf16_tflops"), float):
         peak = machine["gpu_peak_bf16_tflops"]
     if machine is not None and args.peak_tflops is not None:
         machine["gpu_peak_bf16_tflops"] = f"{args.peak_tflops:g} (--peak-tflops)"
-    throughput = report.throughput_rows(results, counts, peak_tflops=peak)
+    throughput_rows = tables.throughput_rows(results, count_rows, peak_tflops=peak)
 
     if args.format == "md":
-        text = report.rows_to_markdown(counts, throughput, machine)
+        text = tables.rows_to_markdown(count_rows, throughput_rows, machine)
     elif args.format == "csv":
-        text = report.rows_to_csv(counts + throughput)
+        text = tables.rows_to_csv(count_rows + throughput_rows)
     else:
-        text = report.rows_to_json(counts, throughput, machine)
+        text = tables.rows_to_json(count_rows, throughput_rows, machine)
     if args.output:
         with open(args.output, "w") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
     if args.plot:
-        report.plot_accuracy_vs_flops(plot_points, args.plot)
-        report.eprint(f"wrote {args.plot}")
+        plot.plot_accuracy_vs_flops(plot_points, args.plot)
+        eprint(f"wrote {args.plot}")
     return 0
 
 

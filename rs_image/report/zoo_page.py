@@ -2,7 +2,7 @@
 
 Both pages are generated from the model registries (input sizes, frames x rate, views, reported top-1,
 weights) and fvcore counts; ``tools/model_report.py --zoo MODEL_ZOO.md --model-table docs/model_table.md``
-writes them, and a test regenerates them from the pinned counts (:class:`~rs_image.utils.report.CountsCache`,
+writes them, and a test regenerates them from the pinned counts (:class:`~rs_image.report.counts.CountsCache`,
 ``docs/model_counts.json``) to check that they are current.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from .report import CONVENTION, CountsCache, ModelSpec, count_spec, shape_str
+from .catalog import ModelSpec
+from .counts import CONVENTION, CountsCache, count_spec, shape_str
 
 __all__ = ["zoo_markdown", "model_table_markdown", "pinned_count_requests", "config_path", "weights_status",
            "ZOO_COMMAND", "TABLE_FRAMES", "TABLE_SIZES"]
@@ -122,7 +123,6 @@ def zoo_markdown(
     root: str,
     cache: Optional[CountsCache] = None,
     allow_compute: bool = True,
-    log: Optional[Callable[[str], None]] = None,
 ) -> str:
     """``MODEL_ZOO.md``: every video model and every image variant with its inputs, parameters, GFLOPs x
     views, reported top-1 (with source), config file and weights status."""
@@ -148,7 +148,7 @@ def zoo_markdown(
     ]
     for spec in video:
         train, test = count_spec(spec, [spec.input_size, spec.test_input_size], cache=cache,
-                                 allow_compute=allow_compute, log=log)
+                                 allow_compute=allow_compute)
         views = spec.test_views[0] * spec.test_views[1]
         cfg_path = config_path(spec, root)
         lines.append(
@@ -172,7 +172,7 @@ def zoo_markdown(
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in image:
-        (c,) = count_spec(spec, [spec.input_size], cache=cache, allow_compute=allow_compute, log=log)
+        (c,) = count_spec(spec, [spec.input_size], cache=cache, allow_compute=allow_compute)
         gmacs = (c["conv"] + c["linear"]) / 1e9
         cfg_path = config_path(spec, root)
         lines.append(
@@ -193,7 +193,6 @@ def model_table_markdown(
     *,
     cache: Optional[CountsCache] = None,
     allow_compute: bool = True,
-    log: Optional[Callable[[str], None]] = None,
 ) -> str:
     """The README tables: image models (params, GMACs at the train resolution, the paper's top-1) and every
     video model on one clip, 32 x 224^2 (train crop) and 32 x 256^2 (test crop)."""
@@ -212,7 +211,7 @@ def model_table_markdown(
         "|---|---|---|---|---|",
     ]
     for spec in image:
-        (c,) = count_spec(spec, [spec.input_size], cache=cache, allow_compute=allow_compute, log=log)
+        (c,) = count_spec(spec, [spec.input_size], cache=cache, allow_compute=allow_compute)
         top1 = f"{spec.top1:.1f} (paper)" if spec.top1 is not None else "–"
         lines.append(f"| `{spec.name}` | {shape_str(spec.input_size[1:])} | {_f(c['params'] / 1e6)} | "
                      f"{_f((c['conv'] + c['linear']) / 1e9)} | {top1} |")
@@ -229,7 +228,7 @@ def model_table_markdown(
     for spec in video:
         table = _table_size_spec(spec)
         train, test = count_spec(spec, [table.input_size, table.test_input_size], cache=cache,
-                                 allow_compute=allow_compute, log=log)
+                                 allow_compute=allow_compute)
         g_train = (train["conv"] + train["linear"]) / 1e9
         g_test = (test["conv"] + test["linear"]) / 1e9
         lines.append(

@@ -1,0 +1,9 @@
+"""Model reports: which models (:mod:`~rs_image.report.catalog`), their parameters and fvcore multiply-adds
+with the pinned counts cache (:mod:`~rs_image.report.counts`), throughput and peak memory
+(:mod:`~rs_image.report.throughput`), table rows and their markdown/CSV/JSON writers
+(:mod:`~rs_image.report.tables`), the accuracy-vs-cost plot (:mod:`~rs_image.report.plot`) and the model zoo
+page with the README tables (:mod:`~rs_image.report.zoo_page`). ``tools/model_report.py`` is the CLI.
+
+Import directions inside: catalog <- counts <- tables, zoo_page; throughput <- tables; plot stands alone.
+The video registry comes in as a :class:`~rs_image.report.catalog.RegistrySource` passed by the caller.
+"""

@@ -1,1 +1,0 @@
-"""Utilities shared by the image and video packages."""
