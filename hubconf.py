@@ -3,9 +3,10 @@
     model = torch.hub.load("<owner>/rs_video", "rs3d_50", pretrained=False)
     model = torch.hub.load("<owner>/rs_video", "resnetrs50", pretrained="/path/or/url/resnetrs50.safetensors")
 
-As in PyTorchVideo's hub, ``pretrained`` is False (random init) or, here, the path or URL of a checkpoint
-in our format (native, timm, Keras ``.h5`` or PyTorchVideo state dicts are all accepted); ``**kwargs``
-go to ``create_model`` (``num_classes``, architecture overrides, ``features_only``...).
+As in PyTorchVideo's hub, ``pretrained`` is False (random init) or, here, any weights source of
+``rs_image.models.resolve_weights``: the path or URL of a checkpoint or weights file (native, timm, Keras
+``.h5`` or PyTorchVideo), a state dict or a model; ``**kwargs`` go to ``create_model`` (``num_classes``,
+architecture overrides, ``features_only``...).
 """
 
 dependencies = ["torch", "torchvision", "fvcore"]
@@ -21,7 +22,7 @@ def _entry_point(create, name):
     entry.__name__ = name
     entry.__qualname__ = name
     entry.__doc__ = (
-        f"{name}: see {create.__module__}.create_model. ``pretrained``: False or a path/URL of weights; "
+        f"{name}: see {create.__module__}.create_model. ``pretrained``: False or a weights source; "
         "``progress`` is accepted for PyTorchVideo compatibility."
     )
     return entry

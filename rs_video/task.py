@@ -20,7 +20,6 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-import rs_video.models  # noqa: F401  (registers the PyTorchVideo weight format with the resolver)
 from rs_image.engine.config import CfgNode, Rule
 from rs_image.engine.tasks import Task, register_task
 from rs_image.recipe import model_kwargs_from_cfg
@@ -29,7 +28,7 @@ from .benchmark import build_pytorchvideo_dataset
 from .data import OUTPUT_DTYPES, build_video_dataset, collate_clips
 from .data.decoders import DECODERS
 from .data.sampling import SHORT_CLIP_POLICIES
-from .models import create_model, inflate
+from .models import create_model, inflate  # also registers the PyTorchVideo key map with the resolver
 
 __all__ = ["VideoTask"]
 

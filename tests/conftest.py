@@ -36,3 +36,9 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 @pytest.fixture
 def rand_bn():
     return randomize_bn
+
+
+@pytest.fixture
+def timm():
+    """The timm module; a test that compares with timm (a test extra) is skipped without it."""
+    return pytest.importorskip("timm")

@@ -169,7 +169,7 @@ def test_imagenet_configs_match_released_per_model_values():
         cfg = load_config(REPO / "configs" / "imagenet" / f"{name}.yaml")
         base, variant = IMAGE_MODELS.split_name(cfg.MODEL.NAME)
         assert variant == name.split("_")[1], name
-        ref = IMAGE_MODELS.get(base).cfg(variant)
+        ref = IMAGE_MODELS.get(base).cfg(variant).to_dict()
         assert cfg.DATA.TRAIN_CROP_SIZE == cfg.DATA.TEST_CROP_SIZE == ref["input_size"][-1], name
         assert cfg.AUG.RA_MAGNITUDE == ref["randaugment_magnitude"], name
         assert cfg.MODEL.DROPOUT_RATE == ref["dropout"], name

@@ -21,12 +21,12 @@ import torch
 h5py = pytest.importorskip("h5py")
 
 from rs_image import create_model  # noqa: E402
-from rs_image.models.keras_weights import (  # noqa: E402
+from rs_image.models import create_model_from_keras_h5  # noqa: E402
+from rs_image.models.weights.keras_h5 import (  # noqa: E402
     KERAS_WEIGHT_FILES,
     KerasWeightsError,
     check_keras_h5_md5,
     convert_keras_h5,
-    create_model_from_keras_h5,
     inspect_keras_h5,
     keras_file_variant,
     keras_h5_stage_depths,
@@ -34,7 +34,7 @@ from rs_image.models.keras_weights import (  # noqa: E402
     keras_layer_to_native,
     keras_pixels_to_input,
 )
-from rs_image.models.weights import WeightsError, load_pretrained, read_state_dict  # noqa: E402
+from rs_image.models.weights import WeightsError, load_pretrained, resolve_weights  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 H5 = FIXTURES / "keras_resnetrs_small.h5"  # layer names of the keras.applications code
@@ -202,7 +202,7 @@ def test_keras_input_preparation(ref) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# Entry points: create_model / load_pretrained / read_state_dict / CLI
+# Entry points: create_model / load_pretrained / resolve_weights / CLI
 # ------------------------------------------------------------------------------------------------
 def test_create_model_from_keras_h5(ref) -> None:
     model = create_model_from_keras_h5(H5)
@@ -216,7 +216,8 @@ def test_library_loaders_accept_h5(ref) -> None:
     assert _max_logit_error(model, ref, 64) <= TOL
     other = load_pretrained(_build(ref), H5)
     assert _max_logit_error(other, ref, 64) <= TOL
-    assert set(read_state_dict(H5)) == set(model.state_dict())
+    resolved = resolve_weights(H5)
+    assert set(resolved.state_dict) == set(model.state_dict()) and resolved.describe() == f"{H5} (native)"
 
 
 def test_notop_file_gives_pooled_features(ref, tmp_path) -> None:

@@ -1,5 +1,6 @@
 """rs_image models: architecture against the references (params, MACs, timm logits), API, weights."""
 
+import copy
 import math
 
 import pytest
@@ -7,11 +8,14 @@ import torch
 from torchvision.ops import FeaturePyramidNetwork
 
 import rs_image
-from rs_image.models import IMAGE_MODELS, WeightsError, drop_path_rates, save_state_dict, timm_to_native
+from torch import nn
+
+from rs_image.models import (
+    IMAGE_MODELS, Bottleneck, Ops, ResNetRS, WeightsError, drop_path_rates, make_stages, save_state_dict,
+    timm_to_native,
+)
 from rs_image.report.counts import count_macs, count_params
 from tests.conftest import randomize_bn
-
-timm = pytest.importorskip("timm")
 
 # Reference parameter counts (M, 1000 classes): TF1 graph = timm = paper.
 REFERENCE_PARAMS_M = {
@@ -35,7 +39,7 @@ def test_param_counts_match_reference(name):
     with torch.device("meta"):
         model = rs_image.create_model(name)
     assert abs(count_params(model) / 1e6 - REFERENCE_PARAMS_M[name]) <= 0.01
-    assert model.pretrained_cfg["params_m_reference"] == REFERENCE_PARAMS_M[name]
+    assert model.pretrained_cfg["params_m"] == REFERENCE_PARAMS_M[name]
 
 
 @pytest.mark.parametrize("name,res,gmacs", REFERENCE_GMACS)
@@ -49,7 +53,7 @@ def test_fvcore_macs_match_reference(name, res, gmacs):
 
 
 @pytest.mark.parametrize("name", ["resnetrs50", "resnetrs101"])
-def test_logits_equal_timm(name):
+def test_logits_equal_timm(name, timm):
     torch.manual_seed(0)
     ref = randomize_bn(timm.create_model(name, pretrained=False), seed=1)
     ours = rs_image.create_model(name, dropout=0.0, drop_path_rate=0.0)
@@ -64,7 +68,7 @@ def test_logits_equal_timm(name):
     assert diff_train <= 1e-5
 
 
-def test_timm_mapping_catches_a_broken_branch():
+def test_timm_mapping_catches_a_broken_branch(timm):
     """The equivalence check is only meaningful with random BN: prove it fails for a wrong model."""
     ref = randomize_bn(timm.create_model("resnetrs50", pretrained=False), seed=1).eval()
     ours = rs_image.create_model("resnetrs50", se_ratio=0.0).eval()  # no SE: a different network
@@ -82,7 +86,8 @@ def test_pretrained_cfg_and_variants():
     assert m.head.dropout.p == 0.4
     assert rs_image.create_model("resnetrs350").pretrained_cfg["input_size"] == (3, 256, 256)
     cfg50 = rs_image.create_model("resnetrs50").pretrained_cfg
-    assert cfg50["randaugment_magnitude"] == 10 and cfg50["drop_path_rate"] == 0.0 and cfg50["top1_paper"] == 78.8
+    assert cfg50["randaugment_magnitude"] == 10 and cfg50["drop_path_rate"] == 0.0 and cfg50["top1"] == 78.8
+    assert cfg50["gmacs"] == 2.28 and cfg50["architecture"] == "resnetrs50" and cfg50["variant"] == "i160"
     assert cfg50["interpolation"] == "bicubic" and cfg50["mean"] == (0.485, 0.456, 0.406)
     variants = sum(len(IMAGE_MODELS.get(n).variants) for n in rs_image.list_models())
     assert variants == 11
@@ -170,9 +175,86 @@ def test_head_api():
     assert m(x).shape == (2, 5) and m.get_classifier().out_features == 5
     m.reset_classifier(0)
     assert m(x).shape == (2, 32)
+    assert isinstance(m.get_classifier(), nn.Identity)
 
 
-def test_load_native_timm_and_safetensors(tmp_path, caplog):
+def test_features_only_model_has_no_classifier():
+    m = rs_image.create_model("resnetrs50", features_only=True, stage_widths=(8, 8, 8, 8), stem_width=8)
+    assert m.head is None and isinstance(m.get_classifier(), nn.Identity)
+    with pytest.raises(RuntimeError, match="features_only model has no"):
+        m.reset_classifier(5)
+    with pytest.raises(RuntimeError, match="features_only model has no head"):
+        m.forward_head(torch.zeros(1, 32, 2, 2))
+
+
+TINY_TABLES = dict(stage_depths=(2, 1, 1, 2), stage_widths=(8, 16, 16, 16))
+
+
+def _make_tiny_stages(ops=Ops(2), **kw):
+    torch.manual_seed(0)
+    return make_stages(ops, 16, **TINY_TABLES, se_ratio=0.25, drop_path_rate=0.2, **kw)
+
+
+def test_make_stages_is_pure():
+    stages, info = _make_tiny_stages()
+    again, info_again = _make_tiny_stages()
+    # Same tables, same result: names, structure, metadata and (under the same seed) weights.
+    assert [n for n, _ in stages] == [n for n, _ in again] == ["layer1", "layer2", "layer3", "layer4"]
+    assert [repr(m) for _, m in stages] == [repr(m) for _, m in again]
+    assert info == info_again == [
+        dict(num_chs=32, reduction=4, module="layer1"), dict(num_chs=64, reduction=8, module="layer2"),
+        dict(num_chs=64, reduction=16, module="layer3"), dict(num_chs=64, reduction=32, module="layer4"),
+    ]
+    for (_, a), (_, b) in zip(stages, again):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+        # New modules every call, owned by no model.
+        assert all(pa is not pb for pa, pb in zip(a.parameters(), b.parameters()))
+    assert [type(b) for _, s in stages for b in s] == [Bottleneck] * 6
+    # The per-stage stochastic-depth rule, 0.4 / 0.6 / 0.8 / 1.0 x the rate.
+    assert [b.drop_path.p for _, s in stages for b in s] == pytest.approx([0.08, 0.08, 0.12, 0.16, 0.2, 0.2])
+    # The tables are read, never changed.
+    tables = dict(stage_depths=[2, 1, 1, 2], stage_widths=[8, 16, 16, 16], temporal_kernels_a=[1, [3, 1], 3, 1])
+    kept = copy.deepcopy(tables)
+    make_stages(Ops(3), 16, **tables)
+    assert tables == kept
+    # ResNetRS is its stem, these stages and its head: the same modules in the same order.
+    model = ResNetRS(**TINY_TABLES, stem_width=8, drop_path_rate=0.2, num_classes=3)
+    assert [repr(getattr(model, n)) for n, _ in stages] == [repr(m) for _, m in stages]
+    assert model.feature_info[1:] == info
+    with pytest.raises(ValueError, match="spatial_strides has 3 entries for 4 stages"):
+        make_stages(Ops(2), 16, **TINY_TABLES, spatial_strides=(1, 2, 2))
+    with pytest.raises(ValueError, match="self_gating has 2 entries"):
+        make_stages(Ops(3), 16, **TINY_TABLES, self_gating=(True, False))
+
+
+def test_make_stages_3d_tables():
+    stages, info = _make_tiny_stages(
+        Ops(3), temporal_kernels_a=(1, (3, 1), 3, 1), temporal_strides=(1, 2, 1, 1), temporal_pool_after_layer1=2,
+        self_gating=(False, True, False, True), temporal_reduction=2,
+    )
+    layers = dict(stages)
+    assert [b.conv1.kernel_size[0] for b in layers["layer1"]] == [1, 1]
+    assert layers["layer2"][0].conv1.kernel_size[0] == 3 and layers["layer2"][0].conv2.stride == (2, 2, 2)
+    assert [[b.gate is not None for b in s] for _, s in stages] == [[False, False], [True], [False], [False, True]]
+    # layer1's map is taken before the temporal pool after it; later stages are pooled (x 2) too.
+    assert [f["temporal_reduction"] for f in info] == [2, 8, 8, 8]
+
+
+def test_temporal_pool_is_built_by_the_ops():
+    assert isinstance(Ops(2).temporal_pool(1), nn.Identity)
+    assert isinstance(Ops(3).temporal_pool(1), nn.Identity)
+    for ops in (Ops(3), Ops(3, factorized=True)):
+        pool = ops.temporal_pool(2)
+        assert isinstance(pool, nn.MaxPool3d) and pool.kernel_size == pool.stride == (2, 1, 1) and pool.padding == 0
+    with pytest.raises(ValueError, match="2D network has no time axis"):
+        Ops(2).temporal_pool(2)
+    assert isinstance(rs_image.create_model("resnetrs50").temporal_pool, nn.Identity)
+    with pytest.raises(ValueError, match="2D network has no time axis"):
+        rs_image.create_model("resnetrs50", temporal_pool_after_layer1=2)
+
+
+def test_load_native_and_safetensors(tmp_path):
     src = randomize_bn(rs_image.create_model("resnetrs50")).eval()
     x = torch.randn(1, 3, 64, 64)
     expected = src(x)
@@ -182,7 +264,13 @@ def test_load_native_timm_and_safetensors(tmp_path, caplog):
     for f in ("ckpt.pth", "w.safetensors"):
         m = rs_image.create_model("resnetrs50", pretrained=tmp_path / f).eval()
         assert torch.equal(m(x), expected)
-    # timm state dict file
+    # features_only models load the backbone only.
+    f = rs_image.create_model("resnetrs50", pretrained=tmp_path / "w.safetensors", features_only=True)
+    assert torch.equal(f.layer4[0].conv2.weight, src.layer4[0].conv2.weight)
+
+
+def test_load_timm_state_dict_file(tmp_path, caplog, timm):
+    x = torch.randn(1, 3, 64, 64)
     ref = randomize_bn(timm.create_model("resnetrs50", pretrained=False)).eval()
     torch.save(ref.state_dict(), tmp_path / "timm.pth")
     m = rs_image.create_model("resnetrs50", pretrained=tmp_path / "timm.pth").eval()
@@ -192,9 +280,6 @@ def test_load_native_timm_and_safetensors(tmp_path, caplog):
         m = rs_image.create_model("resnetrs50", pretrained=tmp_path / "timm.pth", num_classes=10)
     assert "dropped the 1000-class classifier" in caplog.text
     assert torch.equal(m.stem.conv1.weight, ref.conv1[0].weight)
-    # features_only models load the backbone only.
-    f = rs_image.create_model("resnetrs50", pretrained=tmp_path / "w.safetensors", features_only=True)
-    assert torch.equal(f.layer4[0].conv2.weight, src.layer4[0].conv2.weight)
 
 
 def test_bad_pretrained_files(tmp_path):

@@ -40,7 +40,11 @@ def test_rs3d_50_defaults_follow_model_garden():
     assert m.layer2[0].shortcut.pool.kernel_size == (1, 2, 2)
     cfg = m.pretrained_cfg
     assert cfg["num_frames"] == 32 and cfg["sampling_rate"] == 2 and cfg["test_views"] == (10, 3)
-    assert cfg["top1_reference"] == 78.2
+    assert cfg["top1"] == 78.2 and cfg["top1_source"].startswith("TF Model Garden")
+    assert cfg["inflate_from"] == "resnetrs50" and "gmacs" not in cfg  # no published count for rs3d
+    ptv = rs_video.create_model("slow_r50").pretrained_cfg
+    assert (ptv["top1"], ptv["gmacs"], ptv["params_m"]) == (74.58, 54.52, 32.45)
+    assert "top1" not in rs_video.create_model("rs2plus1d_50").pretrained_cfg
 
 
 @pytest.mark.parametrize("name", ["rs3d_50", "rs2plus1d_50", "slow_r50", "i3d_r50", "c2d_r50"])
@@ -75,8 +79,9 @@ def test_plain_3d_resnets_are_the_same_core():
     assert i3d.stem.conv1.kernel_size == (5, 7, 7)
     assert [b.conv1.kernel_size[0] for b in i3d.layer3] == [3, 1, 3, 1, 3, 1]
     assert [b.conv1.kernel_size[0] for b in i3d.layer4] == [1, 3, 1]
-    assert isinstance(i3d.temporal_pool, nn.MaxPool3d)
+    assert isinstance(i3d.temporal_pool, nn.MaxPool3d) and i3d.temporal_pool.kernel_size == (2, 1, 1)
     assert i3d.feature_info[2]["temporal_reduction"] == 2
+    assert isinstance(rs_video.create_model("rs3d_50", **TINY).temporal_pool, nn.Identity)
     c2d = rs_video.create_model("c2d_r50")
     assert all(b.conv1.kernel_size[0] == 1 for s in c2d.stages for b in s)
     # Any structural choice is a keyword: a per-block temporal pattern and temporal strides.
@@ -132,13 +137,13 @@ def _without_depth(arch):
 @pytest.mark.parametrize("name, extra", [("rs3d_50", {}), ("rs2plus1d_50", dict(mid_channels="out"))])
 def test_center_inflated_family_with_self_gating_equals_2d_on_static_clip(name, extra):
     family = name.rsplit("_", 1)[0]
-    src_name = VIDEO_MODELS.get(name).pretrained_cfg["inflate_from"]
+    src_name = VIDEO_MODELS.get(name).pretrained_cfg.inflate_from
     # Every member of the family (and its 2D source) differs from this one only in its depths, which
     # SMALL overrides: this test covers all of them.
     for member in rs_video.list_models(f"{family}_*"):
         entry = VIDEO_MODELS.get(member)
         assert _without_depth(entry.arch) == _without_depth(VIDEO_MODELS.get(name).arch)
-        assert _without_depth(IMAGE_MODELS.get(entry.pretrained_cfg["inflate_from"]).arch) == _without_depth(
+        assert _without_depth(IMAGE_MODELS.get(entry.pretrained_cfg.inflate_from).arch) == _without_depth(
             IMAGE_MODELS.get(src_name).arch
         )
     torch.manual_seed(0)
@@ -233,29 +238,69 @@ def test_inflation_reports_and_refuses_dropped_weights(tmp_path, capsys):
         rs_video.create_model("rs3d_50", inflate_from=sd)
     with pytest.raises(WeightsError, match="architectures differ|cannot inflate|no place"):
         rs_video.create_model("slow_r50", inflate_from=src)
-    # From a file (timm keys) and by name.
-    timm = pytest.importorskip("timm")
-    torch.save(timm.create_model("resnetrs50").state_dict(), tmp_path / "timm_rs50.pth")
-    m = rs_video.create_model("rs3d_50", inflate_from=str(tmp_path / "timm_rs50.pth"))
-    assert m.layer1[0].conv2.weight.shape == (64, 64, 1, 3, 3)
-    save_state_dict(src, tmp_path / "rs50.safetensors")
-    rs_video.create_model("rs3d_50", inflate_from=tmp_path / "rs50.safetensors", features_only=True)
-    rs_video.create_model("rs3d_50", inflate_from="resnetrs50")
     with pytest.raises(ValueError, match="either pretrained"):
         rs_video.create_model("rs3d_50", inflate_from="resnetrs50", pretrained=tmp_path / "x.pth")
 
 
+def _assert_inflated_from(m, src):
+    """Average inflation: every temporal tap of the 5-tap stem conv is the 2D kernel / 5; kernels of
+    temporal size 1 are copied."""
+    w2d = src.stem.conv1.weight
+    assert all(torch.equal(m.stem.conv1.weight[:, :, t], w2d / 5) for t in range(5))
+    assert torch.equal(m.layer1[0].conv2.weight[:, :, 0], src.layer1[0].conv2.weight)
+    assert torch.equal(m.layer3[0].bn1.running_var, src.layer3[0].bn1.running_var)
+
+
+def test_inflate_from_a_file_into_a_backbone_and_by_name(tmp_path):
+    torch.manual_seed(0)
+    src, ema = (randomize_bn(rs_image.create_model("resnetrs50", **SMALL), seed=s) for s in (1, 2))
+    save_state_dict(src, tmp_path / "rs50.safetensors")
+    # The 2D classifier has no place in a features_only model and is left out; the rest inflates.
+    backbone = rs_video.create_model(
+        "rs3d_50", inflate_from=tmp_path / "rs50.safetensors", features_only=True, **SMALL
+    )
+    _assert_inflated_from(backbone, src)
+    # A 2D training checkpoint: its EMA weights with prefer_ema, else its model weights.
+    torch.save({"model_state": src.state_dict(), "ema_state": ema.state_dict()}, tmp_path / "ckpt.pyth")
+    m = rs_video.create_model("rs3d_50", **SMALL)
+    rs_video.inflate(tmp_path / "ckpt.pyth", m, prefer_ema=True)
+    _assert_inflated_from(m, ema)
+    rs_video.inflate(tmp_path / "ckpt.pyth", m)
+    _assert_inflated_from(m, src)
+    # By name: that rs_image model at its random init (the name is not a file here).
+    torch.manual_seed(3)
+    by_name = rs_video.create_model("rs3d_50", inflate_from="resnetrs50")
+    torch.manual_seed(3)
+    _ = rs_video.create_model("rs3d_50")  # the same random draws as building the 3D model above
+    _assert_inflated_from(by_name, rs_image.create_model("resnetrs50", num_classes=0))
+
+
+def test_inflate_from_a_timm_file(tmp_path, timm):
+    ref = randomize_bn(timm.create_model("resnetrs50"), seed=4)
+    torch.save(ref.state_dict(), tmp_path / "timm_rs50.pth")
+    m = rs_video.create_model("rs3d_50", inflate_from=str(tmp_path / "timm_rs50.pth"))
+    assert m.layer1[0].conv2.weight.shape == (64, 64, 1, 3, 3)
+    assert torch.equal(m.layer1[0].conv2.weight[:, :, 0], ref.layer1[0].conv2.weight)
+    assert torch.equal(m.stem.bn4.running_mean, ref.maxpool[1].running_mean)
+
+
 # --------------------------------------------------------------------------------- PyTorchVideo
-ptv_hub = pytest.importorskip("pytorchvideo.models.hub")
 ZOO_PARAMS_M = {"slow_r50": 32.45, "i3d_r50": 28.04, "c2d_r50": 24.33}
 
 
+@pytest.fixture
+def ptv_hub():
+    """PyTorchVideo is optional for the tests: only the comparisons with it are skipped without it."""
+    return pytest.importorskip("pytorchvideo.models.hub")
+
+
 @pytest.mark.parametrize("name", ["slow_r50", "i3d_r50", "c2d_r50"])
-def test_pytorchvideo_equivalence(name, tmp_path):
+def test_pytorchvideo_equivalence(name, tmp_path, ptv_hub):
     torch.manual_seed(0)
     ref = randomize_bn(getattr(ptv_hub, name)(pretrained=False), seed=2).eval()
     sd = ref.state_dict()
-    ours = rs_video.create_model(name, pretrained={"model_state": sd}["model_state"]).eval()
+    # A checkpoint dict in memory: the resolver takes its model_state and maps the PyTorchVideo keys.
+    ours = rs_video.create_model(name, pretrained={"model_state": sd, "epoch": 1}).eval()
     # PyTorchVideo's fixed head pool needs 8 x 224^2. Random BN makes activations large, so compare in
     # float64 where rounding cannot hide or fake a difference.
     x = torch.randn(1, 3, 8, 224, 224, dtype=torch.float64)
@@ -279,7 +324,7 @@ def test_pytorchvideo_conv_macs_equal_zoo():
     assert round(count_macs(rs_video.create_model("c2d_r50"), x)["conv"] / 1e9, 2) == 25.46
 
 
-def test_pytorchvideo_head_and_bad_state_dict():
+def test_pytorchvideo_head(ptv_hub):
     from pytorchvideo.models.head import create_res_basic_head
 
     m = rs_video.create_model("slow_r50", **TINY).eval()
@@ -288,8 +333,14 @@ def test_pytorchvideo_head_and_bad_state_dict():
     assert m(x).shape == (2, 7) and m.forward_features(x).shape == (2, 64, 4, 2, 2)
     m.head = PyTorchVideoHead(create_res_basic_head(in_features=m.num_features, out_features=5, pool=None))
     assert m(x).shape == (2, 5)
+
+
+def test_bad_pytorchvideo_state_dict():
     with pytest.raises(WeightsError, match="not a PyTorchVideo"):
         from_pytorchvideo({"stem.conv1.weight": torch.zeros(1)})
+    sd = {"blocks.0.conv.weight": torch.zeros(1), "blocks.1.res_blocks.0.branch2.conv_a.weight": torch.zeros(1)}
+    with pytest.raises(WeightsError, match=r"expected 4 residual stages and 1 head.*stages \[1\]"):
+        rs_video.create_model("slow_r50", pretrained=sd)
 
 
 # ------------------------------------------------------------------------------------ backbones
@@ -299,7 +350,7 @@ def test_features_only_and_ava_style_head():
     assert info.channels() == [32, 64, 64, 64]
     assert info.reduction() == [4, 8, 16, 32]
     assert [f["temporal_reduction"] for f in info] == [2, 2, 2, 2]
-    clip = torch.randn(2, 3, 8, 128, 128, requires_grad=True)
+    clip = torch.randn(2, 3, 8, 128, 128)
     feats = m(clip)
     assert [tuple(f.shape[2:]) for f in feats] == [(4, 32, 32), (4, 16, 16), (4, 8, 8), (4, 4, 4)]
     # AVA-style action detection: temporal pool of res5, RoIAlign on person boxes, linear classifier.
@@ -309,8 +360,41 @@ def test_features_only_and_ava_style_head():
     classifier = nn.Linear(info.channels()[-1], 80)
     logits = classifier(rois.mean((2, 3)))
     assert logits.shape == (3, 80)
-    logits.sigmoid().sum().backward()
-    assert clip.grad is not None and m.stem.conv1.weight.grad.abs().sum() > 0
+    assert isinstance(m.get_classifier(), nn.Identity)  # the backbone has none of its own
+
+
+def test_features_only_maps_match_feature_info_and_forward_features():
+    clip = torch.randn(2, 3, 8, 64, 64)
+    for name in ("rs3d_50", "i3d_r50", "c2d_r50", "rs2plus1d_50"):
+        m = rs_video.create_model(name, features_only=True, out_indices=(0, 1, 2, 3, 4), **TINY).eval()
+        with torch.no_grad():
+            feats = m(clip)
+        # feature_info tells the true size of every map, in time too (I3D/C2D pool T after layer1).
+        for f, meta in zip(feats, m.feature_info):
+            assert f.shape[1:] == (meta["num_chs"], 8 // meta["temporal_reduction"], 64 // meta["reduction"],
+                                   64 // meta["reduction"]), (name, meta)
+        full = rs_video.create_model(name, num_classes=0, **TINY).eval()
+        rs_image.models.load_pretrained(full, m)
+        with torch.no_grad():
+            assert torch.equal(full.forward_features(clip), feats[-1])
+
+
+def test_features_only_gradients_follow_the_boxes():
+    """In eval mode (running BN statistics) samples are independent: a box on clip 1 sends gradient to clip 1
+    only, exactly, and through the features_only model the same gradient as through forward_features."""
+    torch.manual_seed(0)
+    m = randomize_bn(rs_video.create_model("rs3d_50", features_only=True, out_indices=(4,), **TINY)).eval()
+    full = rs_video.create_model("rs3d_50", num_classes=0, **TINY).eval()
+    rs_image.models.load_pretrained(full, m)
+    boxes = torch.tensor([[1, 0.0, 0.0, 63.0, 63.0]])
+    grads = []
+    for forward in (lambda x: m(x)[-1], full.forward_features):
+        clip = torch.randn(2, 3, 4, 64, 64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        rois = roi_align(forward(clip).mean(2), boxes, output_size=(2, 2), spatial_scale=1 / 32, aligned=True)
+        rois.sum().backward()
+        grads.append(clip.grad)
+    assert grads[0][0].eq(0).all() and grads[0][1].abs().max() > 0
+    assert torch.equal(grads[0], grads[1])
 
 
 def test_activation_checkpointing_gives_identical_gradients():

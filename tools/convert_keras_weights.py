@@ -18,13 +18,9 @@ import logging
 import sys
 from typing import List, Optional
 
-from rs_image.models.keras_weights import (
-    KerasWeightsError,
-    check_keras_h5_md5,
-    create_model_from_keras_h5,
-    inspect_keras_h5,
-)
-from rs_image.models.weights import WeightsError, save_state_dict
+from rs_image.models import create_model_from_keras_h5
+from rs_image.models.weights import KerasWeightsError, WeightsError, save_state_dict
+from rs_image.models.weights.keras_h5 import check_keras_h5_md5
 
 logger = logging.getLogger("convert_keras_weights")
 
@@ -54,7 +50,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 f"{args.input}: MD5 differs from the official file of that name (truncated download?); "
                 "re-download it or pass --skip-md5"
             )
-        info = inspect_keras_h5(args.input)
         model = create_model_from_keras_h5(args.input, model_name=args.model)
     except (WeightsError, KeyError, TypeError) as e:
         logger.error("%s", e)
@@ -63,10 +58,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(
         "%s -> %s: %s (stage depths %s, widths %s, %s classes), %.2fM parameters",
-        args.input, args.output, model.pretrained_cfg.get("architecture"), info.stage_depths,
-        info.stage_widths, info.num_classes if info.num_classes else "no", n_params / 1e6,
+        args.input, args.output, model.pretrained_cfg.get("architecture"), tuple(len(s) for s in model.stages),
+        tuple(s[0].conv1.out_channels for s in model.stages), model.num_classes or "no", n_params / 1e6,
     )
-    if info.num_classes is None:
+    if not model.num_classes:
         logger.info("no classifier in the file: build the model with num_classes=0 or features_only=True to load it")
     return 0
 

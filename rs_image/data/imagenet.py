@@ -173,7 +173,7 @@ def image_model_defaults(model_name: str) -> Dict[str, Any]:
     if model_name not in IMAGE_MODELS:
         return {}
     _, variant = IMAGE_MODELS.split_name(model_name)
-    return IMAGE_MODELS.get(model_name).cfg(variant)
+    return IMAGE_MODELS.get(model_name).cfg(variant).to_dict()
 
 
 def _split_folder(root: Path, split: str) -> Path:

@@ -1,27 +1,32 @@
 """ResNet-RS models: the shared 2D/3D/(2+1)D definition, registries and weight loading."""
 
-from .factory import build_and_load, create_model, list_models
-from .keras_weights import KerasWeightsError, convert_keras_h5, create_model_from_keras_h5, inspect_keras_h5
+from .factory import build_and_load, create_model, create_model_from_keras_h5, list_models
 from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channels
-from .registry import ModelEntry, ModelRegistry
-from .resnet_rs import Bottleneck, ClassifierHead, FeatureInfo, ResNetRS, Shortcut, Stem, drop_path_rates
+from .registry import ModelEntry, ModelRegistry, PretrainedCfg
+from .resnet_rs import (
+    Bottleneck, ClassifierHead, FeatureInfo, ResNetRS, Shortcut, Stem, drop_path_rates, make_stages,
+)
 from .weights import (
+    KerasWeightsError,
+    ResolvedWeights,
     WeightsError,
+    convert_keras_h5,
+    inspect_keras_h5,
     load_pretrained,
     load_state_dict_strict,
-    read_state_dict,
-    register_converter,
+    register_file_reader,
+    register_key_map,
+    resolve_weights,
     save_state_dict,
     timm_to_native,
-    to_native,
 )
 from .zoo import IMAGE_MODELS, IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
     "create_model", "list_models", "build_and_load", "Ops", "Conv2plus1d", "SelfGating", "SqueezeExcite",
-    "tran_mid_channels", "ModelEntry", "ModelRegistry", "Bottleneck", "ClassifierHead", "FeatureInfo",
-    "ResNetRS", "Shortcut", "Stem", "drop_path_rates", "WeightsError", "load_pretrained",
-    "load_state_dict_strict", "read_state_dict", "register_converter", "save_state_dict", "timm_to_native",
-    "to_native", "IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD", "KerasWeightsError", "convert_keras_h5",
-    "create_model_from_keras_h5", "inspect_keras_h5",
+    "tran_mid_channels", "ModelEntry", "ModelRegistry", "PretrainedCfg", "Bottleneck", "ClassifierHead",
+    "FeatureInfo", "ResNetRS", "Shortcut", "Stem", "drop_path_rates", "make_stages", "WeightsError",
+    "ResolvedWeights", "resolve_weights", "load_pretrained", "load_state_dict_strict", "register_file_reader",
+    "register_key_map", "save_state_dict", "timm_to_native", "IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD",
+    "KerasWeightsError", "convert_keras_h5", "create_model_from_keras_h5", "inspect_keras_h5",
 ]

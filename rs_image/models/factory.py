@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
-import torch
 from torch import nn
 
 from .registry import ModelRegistry
-from .weights import load_state_dict_strict, read_state_dict, to_native
+from .weights import WeightsSource, inspect_keras_h5, load_pretrained
+from .weights.keras_h5 import PathLike, keras_file_variant
 from .zoo import IMAGE_MODELS
 
-__all__ = ["create_model", "list_models", "build_and_load"]
+__all__ = ["create_model", "list_models", "build_and_load", "create_model_from_keras_h5"]
 
-Weights = Union[None, bool, str, os.PathLike, Mapping[str, torch.Tensor]]
-
-
-def _read_weights(weights: Union[str, os.PathLike, Mapping[str, torch.Tensor]]) -> tuple:
-    if isinstance(weights, Mapping):
-        return dict(weights), "state dict"
-    source = os.fspath(weights)
-    if "://" in source:
-        # PyTorchVideo-style hub usage: a URL of a checkpoint in our format.
-        sd = torch.hub.load_state_dict_from_url(source, map_location="cpu", weights_only=True)
-        sd = sd.get("model_state", sd)
-        return dict(sd), source
-    return read_state_dict(source), source
+Weights = Union[None, bool, WeightsSource]
 
 
 def build_and_load(
@@ -39,19 +27,15 @@ def build_and_load(
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
 ) -> nn.Module:
-    """Build ``name`` from ``registry`` and load ``pretrained`` (path, URL or state dict) strictly."""
+    """Build ``name`` from ``registry`` and load ``pretrained`` (any weights source) strictly."""
     if pretrained is True:
         raise ValueError(
             "pretrained=True needs a download, which this library never does implicitly; pass the path "
             "(or URL) of a checkpoint, e.g. one converted with tools/convert_keras_weights.py"
         )
     model = registry.build(name, num_classes=num_classes, features_only=features_only, out_indices=out_indices, **overrides)
-    if pretrained:
-        sd, source = _read_weights(pretrained)
-        native, fmt = to_native(sd)
-        if features_only:
-            native = {k: v for k, v in native.items() if not k.startswith("head.")}
-        load_state_dict_strict(model, native, f"{source} ({fmt})")
+    if pretrained is not None and pretrained is not False and pretrained != "":
+        load_pretrained(model, pretrained)
     return model
 
 
@@ -69,8 +53,10 @@ def create_model(
     Args:
         name: a name from :func:`list_models` (``resnetrs50`` ... ``resnetrs420``), optionally with a
             variant tag: ``"resnetrs350.i320"`` selects the 320 px config (dropout 0.4).
-        pretrained: path (``.pth``/``.safetensors``/``.h5``), URL or state dict of native, timm or
-            Keras ResNet-RS weights; loaded strictly. A classifier of another size is dropped.
+        pretrained: native, timm or Keras ResNet-RS weights, loaded strictly: a path
+            (``.pth``/``.pyth``/``.safetensors``/``.h5``), a URL, a state dict or training checkpoint
+            dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`). A
+            classifier the model cannot use (another size; none in the model) is dropped.
         num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features).
         features_only: return the feature maps of ``out_indices`` (0 = stem, 1..4 = stages, at
             reductions 4, 4, 8, 16, 32) instead of logits; ``model.feature_info`` describes them.
@@ -87,3 +73,31 @@ def create_model(
 def list_models(pattern: str = "*") -> list:
     """Names of the registered image models (shell-style ``pattern``)."""
     return IMAGE_MODELS.list(pattern)
+
+
+def create_model_from_keras_h5(path: PathLike, model_name: Optional[str] = None, **overrides: Any) -> nn.Module:
+    """Build the native model that matches a Keras ResNet-RS ``.h5`` and load the file into it, strictly.
+
+    Args:
+        path: the ``.h5`` file.
+        model_name: registry name (optionally with a variant, ``"resnetrs350.i320"``). Given, that model
+            is built as registered (with the file's number of classes) and the strict load checks that
+            the file fits it. By default the name (and, for official file names, the variant) is
+            inferred from the file and the architecture read from the file (depths, widths, stem
+            width, SE ratio) is passed as overrides, so non-standard networks load too.
+        **overrides: further ``create_model`` keywords (e.g. ``dropout``).
+
+    Returns:
+        The model in ``eval()`` mode. ``_notop`` files give a model with ``num_classes=0`` whose
+        ``forward`` returns pooled features.
+    """
+    info = inspect_keras_h5(path)
+    if model_name is None:
+        official = keras_file_variant(path)
+        model_name = info.model_name
+        if official is not None and official[0] == model_name:
+            model_name = f"{model_name}.{official[1]}"
+        kwargs = {**overrides, **info.model_kwargs()}
+    else:
+        kwargs = {**overrides, "num_classes": info.num_classes or 0}
+    return create_model(model_name, pretrained=os.fspath(path), **kwargs).eval()

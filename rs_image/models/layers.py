@@ -112,6 +112,16 @@ class Ops:
             padding=self.padding(temporal_kernel, kernel),
         )
 
+    def temporal_pool(self, kernel: int) -> nn.Module:
+        """Max-pool over time only, kernel = stride, no padding (C2D / I3D halve T after res2).
+
+        The identity for ``kernel`` 1, which is the only kernel a 2D network accepts.
+        """
+        if kernel == 1:
+            return nn.Identity()
+        size = self.size(kernel, 1)  # raises in 2D
+        return nn.MaxPool3d(size, size)
+
 
 def tran_mid_channels(in_channels: int, out_channels: int, temporal_kernel: int, spatial_kernel: int) -> int:
     """Mid channels of a (2+1)D conv with the parameter count of the full t x k x k conv.

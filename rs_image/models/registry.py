@@ -1,19 +1,20 @@
-"""Model registries: names -> architecture settings and pretrained configs, kept as data.
+"""Model registries: names -> architecture settings and typed pretrained cfgs, kept as data.
 
 Both ``rs_image`` and ``rs_video`` keep a :class:`ModelRegistry`; an entry holds the keyword arguments of
-:class:`~rs_image.models.resnet_rs.ResNetRS` and a ``pretrained_cfg`` (input sizes, normalisation,
-interpolation, crop, RandAugment magnitude, dropout, stochastic depth, reference numbers). Entries may
-have named variants (e.g. ResNet-RS-350 at 256 and at 320 px) that override the cfg.
+:class:`~rs_image.models.resnet_rs.ResNetRS` and a :class:`PretrainedCfg` (timm's idea: what the model
+expects as input, its recipe values, its weights and reference numbers). Entries may have named variants
+(e.g. ResNet-RS-350 at 256 and at 320 px) that override fields of the cfg. A built model carries its cfg
+as a plain dict, ``model.pretrained_cfg`` (:meth:`PretrainedCfg.to_dict`), as timm models do.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import difflib
 import fnmatch
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from torch import nn
 
@@ -21,15 +22,96 @@ from rs_image.errors import UserError
 
 from .resnet_rs import ResNetRS
 
-__all__ = ["ModelEntry", "ModelRegistry", "UnknownModelError"]
+__all__ = ["PretrainedCfg", "ModelEntry", "ModelRegistry", "UnknownModelError"]
 
 
 class UnknownModelError(UserError, KeyError):
     """A model name or variant that no registry knows; the message lists the close names."""
 
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Metadata of one model (variant): one vocabulary for image and video models.
+
+    ``None`` means "does not apply / not known"; :meth:`to_dict` leaves such fields out. Reference
+    numbers (``top1``, ``params_m``, ``gmacs``) are published values, not measurements here.
+
+    Attributes:
+        architecture: registry name, e.g. ``"resnetrs350"`` (set by the registry).
+        variant: tag of the cfg, e.g. ``"i320"`` (timm's ``tag``; set by the registry).
+        num_classes: classifier outputs of the built model (set when a model is built).
+        input_size: training input, (C, H, W) or (C, T, H, W).
+        test_input_size: evaluation input (None: ``input_size``).
+        num_frames: video: frames per clip.
+        sampling_rate: video: stride between sampled frames.
+        test_views: video: (temporal clips, spatial crops) of the multi-view test.
+        interpolation: resize interpolation, ``"bicubic"`` or ``"bilinear"``.
+        crop_pct: images: the evaluation centre crop as a fraction of the resized short side.
+        train_crop: video: ``"inception"`` (random resized crop) or ``"jitter"`` (short-side jitter + crop).
+        mean: per-channel input mean (inputs in [0, 1]).
+        std: per-channel input standard deviation.
+        randaugment_magnitude: images: TF RandAugment magnitude of the recipe.
+        dropout: dropout before the classifier; the model's default.
+        drop_path_rate: stochastic-depth base rate; the model's default.
+        drop_path_schedule: ``"stage"`` or ``"linear"`` (see ``drop_path_rates``); the model's default.
+        first_conv: name of the first conv (for adapting ``in_chans``); the same for every ResNetRS.
+        classifier: name of the classifier, which weight loading drops when the model cannot use it.
+        keras_weights: images: the official Keras ``.h5`` file with these weights.
+        inflate_from: video: the image model whose weights inflate into this one.
+        top1: published top-1 accuracy (%) at ``test_input_size`` and ``test_views``.
+        top1_source: who published ``top1``.
+        params_m: published parameter count (millions, ``num_classes`` of the registry).
+        gmacs: published multiply-adds (G) of one view at ``test_input_size``.
+        paper: the paper of the architecture or recipe (arXiv id).
+    """
+
+    architecture: str = ""
+    variant: Optional[str] = None
+    num_classes: Optional[int] = None
+    # Input
+    input_size: Optional[Tuple[int, ...]] = None
+    test_input_size: Optional[Tuple[int, ...]] = None
+    num_frames: Optional[int] = None
+    sampling_rate: Optional[int] = None
+    test_views: Optional[Tuple[int, int]] = None
+    interpolation: Optional[str] = None
+    crop_pct: Optional[float] = None
+    train_crop: Optional[str] = None
+    mean: Optional[Tuple[float, ...]] = None
+    std: Optional[Tuple[float, ...]] = None
+    # Recipe
+    randaugment_magnitude: Optional[int] = None
+    dropout: Optional[float] = None
+    drop_path_rate: Optional[float] = None
+    drop_path_schedule: Optional[str] = None
+    # Weights
+    first_conv: str = "stem.conv1"
+    classifier: str = "head.fc"
+    keras_weights: Optional[str] = None
+    inflate_from: Optional[str] = None
+    # Reference numbers
+    top1: Optional[float] = None
+    top1_source: Optional[str] = None
+    params_m: Optional[float] = None
+    gmacs: Optional[float] = None
+    paper: Optional[str] = None
+
+    def replace(self, **changes: Any) -> "PretrainedCfg":
+        """A copy with ``changes``; an unknown field raises a ``TypeError`` naming it."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"unknown pretrained cfg field(s) {sorted(unknown)}; fields: {_FIELD_NAMES}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields that are set (not None), as a plain dict."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+_FIELD_NAMES = [f.name for f in dataclasses.fields(PretrainedCfg)]
 _RESNET_RS_KWARGS = set(inspect.signature(ResNetRS.__init__).parameters) - {"self"}
-# Keys of a pretrained cfg that become model defaults when the user does not override them.
-_CFG_TO_MODEL = ("dropout", "drop_path_rate")
+# Cfg fields that become model defaults when the user does not override them.
+_CFG_TO_MODEL = ("dropout", "drop_path_rate", "drop_path_schedule")
 
 
 @dataclass
@@ -39,32 +121,37 @@ class ModelEntry:
     Attributes:
         name: registry name, e.g. ``"resnetrs50"``.
         arch: keyword arguments of :class:`ResNetRS` (besides num_classes and per-call overrides).
-        pretrained_cfg: metadata of the default variant (see module docstring).
-        variants: named overrides of ``pretrained_cfg`` (e.g. ``{"i320": {...}}``).
+        pretrained_cfg: metadata of the default variant (a mapping is turned into a :class:`PretrainedCfg`).
+        variants: named field overrides of ``pretrained_cfg`` (e.g. ``{"i320": {"input_size": ...}}``).
         default_variant: the variant used when none is given.
     """
 
     name: str
     arch: Dict[str, Any]
-    pretrained_cfg: Dict[str, Any]
+    pretrained_cfg: Union[PretrainedCfg, Mapping[str, Any]] = field(default_factory=PretrainedCfg)
     variants: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     default_variant: Optional[str] = None
 
-    def cfg(self, variant: Optional[str] = None) -> Dict[str, Any]:
+    def __post_init__(self) -> None:
+        base = self.pretrained_cfg
+        if not isinstance(base, PretrainedCfg):
+            base = PretrainedCfg().replace(**base)
+        self.pretrained_cfg = base.replace(architecture=self.name)
+        # Built once, so that a misspelt field fails at registration.
+        self._variant_cfgs = {v: self.pretrained_cfg.replace(**o, variant=v) for v, o in self.variants.items()}
+
+    def cfg(self, variant: Optional[str] = None) -> PretrainedCfg:
         """The pretrained cfg of ``variant`` (default variant when None)."""
         variant = variant or self.default_variant
-        cfg = copy.deepcopy(self.pretrained_cfg)
-        if variant is not None:
-            if variant not in self.variants:
-                raise UnknownModelError(f"{self.name} has no variant {variant!r}; variants: {sorted(self.variants)}")
-            cfg.update(copy.deepcopy(self.variants[variant]))
-            cfg["variant"] = variant
-        cfg["architecture"] = self.name
-        return cfg
+        if variant is None:
+            return self.pretrained_cfg
+        if variant not in self._variant_cfgs:
+            raise UnknownModelError(f"{self.name} has no variant {variant!r}; variants: {sorted(self.variants)}")
+        return self._variant_cfgs[variant]
 
 
 class ModelRegistry:
-    """A named collection of :class:`ModelEntry` with a ``create`` that builds :class:`ResNetRS`."""
+    """A named collection of :class:`ModelEntry` with a ``build`` that makes :class:`ResNetRS`."""
 
     def __init__(self, family: str, default_num_classes: int) -> None:
         self.family = family
@@ -113,7 +200,11 @@ class ModelRegistry:
         variant: Optional[str] = None,
         **overrides: Any,
     ) -> nn.Module:
-        """Build a randomly initialised model; ``overrides`` replace architecture keys."""
+        """Build a randomly initialised model; ``overrides`` replace architecture keys.
+
+        The model's ``pretrained_cfg`` is the variant's cfg as a dict, with ``num_classes`` and the
+        model defaults (dropout, stochastic depth) it was actually built with.
+        """
         entry = self.get(name)
         _, name_variant = self.split_name(name)
         cfg = entry.cfg(variant or name_variant)
@@ -123,13 +214,11 @@ class ModelRegistry:
             raise TypeError(f"{name}: unknown keyword(s) {sorted(unknown)}; valid overrides: {valid}")
         kwargs = dict(entry.arch)
         for key in _CFG_TO_MODEL:
-            if key in cfg:
-                kwargs[key] = cfg[key]
+            if getattr(cfg, key) is not None:
+                kwargs[key] = getattr(cfg, key)
         kwargs.update(overrides)
         kwargs["num_classes"] = self.default_num_classes if num_classes is None else num_classes
         model = ResNetRS(**kwargs)
-        cfg["num_classes"] = kwargs["num_classes"]
-        for key in _CFG_TO_MODEL:
-            cfg[key] = kwargs.get(key, cfg.get(key))
-        model.pretrained_cfg = cfg
+        built = {key: kwargs.get(key, getattr(cfg, key)) for key in _CFG_TO_MODEL}
+        model.pretrained_cfg = cfg.replace(num_classes=kwargs["num_classes"], **built).to_dict()
         return model

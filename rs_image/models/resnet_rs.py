@@ -13,7 +13,7 @@ I3D, C2D) are the same code with other settings.
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import nn
@@ -22,7 +22,9 @@ from torchvision.ops import StochasticDepth
 
 from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channels
 
-__all__ = ["ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "FeatureInfo", "drop_path_rates"]
+__all__ = [
+    "ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "FeatureInfo", "drop_path_rates", "make_stages",
+]
 
 PerBlock = Union[int, Sequence[int]]
 
@@ -82,23 +84,23 @@ class Stem(nn.Module):
         norm_kwargs: Optional[dict] = None,
     ) -> None:
         super().__init__()
-        nk = norm_kwargs or {}
+        norm_kwargs = norm_kwargs or {}
         self.stem_type = stem_type
         if stem_type in ("deep", "deep_maxpool"):
             self.out_channels = 2 * stem_width
             self.conv1 = ops.conv(in_chans, stem_width, 3, 2, temporal_kernel, temporal_stride)
-            self.bn1 = ops.norm(stem_width, **nk)
+            self.bn1 = ops.norm(stem_width, **norm_kwargs)
             self.conv2 = ops.conv(stem_width, stem_width, 3)
-            self.bn2 = ops.norm(stem_width, **nk)
+            self.bn2 = ops.norm(stem_width, **norm_kwargs)
             self.conv3 = ops.conv(stem_width, self.out_channels, 3)
-            self.bn3 = ops.norm(self.out_channels, **nk)
+            self.bn3 = ops.norm(self.out_channels, **norm_kwargs)
             if stem_type == "deep":
                 self.conv4 = ops.conv(self.out_channels, self.out_channels, 3, 2, temporal_stride=pool_temporal_stride)
-                self.bn4 = ops.norm(self.out_channels, **nk)
+                self.bn4 = ops.norm(self.out_channels, **norm_kwargs)
         elif stem_type == "plain":
             self.out_channels = stem_width
             self.conv1 = ops.conv(in_chans, stem_width, 7, 2, temporal_kernel, temporal_stride)
-            self.bn1 = ops.norm(stem_width, **nk)
+            self.bn1 = ops.norm(stem_width, **norm_kwargs)
         else:
             raise ValueError(f"stem_type must be 'deep', 'deep_maxpool' or 'plain', got {stem_type!r}")
         if stem_type != "deep":
@@ -179,10 +181,10 @@ class Bottleneck(nn.Module):
         norm_kwargs: Optional[dict] = None,
     ) -> None:
         super().__init__()
-        nk = norm_kwargs or {}
+        norm_kwargs = norm_kwargs or {}
         out_channels = width * self.expansion
         self.conv1 = ops.conv(in_channels, width, 1, temporal_kernel=temporal_kernel_a)
-        self.bn1 = ops.norm(width, **nk)
+        self.bn1 = ops.norm(width, **norm_kwargs)
         if ops.factorized and temporal_kernel_b > 1:
             if mid_channels == "tran":
                 mid = tran_mid_channels(width, width, temporal_kernel_b, 3)
@@ -191,13 +193,13 @@ class Bottleneck(nn.Module):
             else:
                 raise ValueError(f"mid_channels must be 'tran' or 'out', got {mid_channels!r}")
             self.conv2 = Conv2plus1d(
-                width, width, mid, 3, stride, temporal_kernel_b, temporal_stride, lambda c: ops.norm(c, **nk)
+                width, width, mid, 3, stride, temporal_kernel_b, temporal_stride, lambda c: ops.norm(c, **norm_kwargs)
             )
         else:
             self.conv2 = ops.conv(width, width, 3, stride, temporal_kernel_b, temporal_stride)
-        self.bn2 = ops.norm(width, **nk)
+        self.bn2 = ops.norm(width, **norm_kwargs)
         self.conv3 = ops.conv(width, out_channels, 1)
-        self.bn3 = ops.norm(out_channels, **nk)
+        self.bn3 = ops.norm(out_channels, **norm_kwargs)
         self.act = nn.ReLU(inplace=True)
         # Self-gating comes before SE, as in the TF Model Garden code.
         self.gate = SelfGating(ops, out_channels) if self_gating else None
@@ -205,7 +207,7 @@ class Bottleneck(nn.Module):
         self.se = SqueezeExcite(ops, out_channels, reduced) if se_ratio > 0 else None
         self.drop_path = StochasticDepth(drop_path, "row") if drop_path > 0 else nn.Identity()
         self.shortcut = (
-            Shortcut(ops, in_channels, out_channels, stride, temporal_stride, shortcut, nk) if shortcut else None
+            Shortcut(ops, in_channels, out_channels, stride, temporal_stride, shortcut, norm_kwargs) if shortcut else None
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,6 +267,102 @@ class FeatureInfo(list):
         return [f["module"] for f in self]
 
 
+def _feature(ops: Ops, channels: int, reduction: int, module: str, temporal_reduction: int) -> Dict[str, Any]:
+    """One ``feature_info`` entry; the temporal reduction exists in 3D only."""
+    info: Dict[str, Any] = dict(num_chs=channels, reduction=reduction, module=module)
+    if ops.dims == 3:
+        info["temporal_reduction"] = temporal_reduction
+    return info
+
+
+def make_stages(
+    ops: Ops,
+    in_channels: int,
+    stage_depths: Sequence[int],
+    stage_widths: Sequence[int],
+    *,
+    width_multiplier: float = 1.0,
+    spatial_strides: Sequence[int] = (1, 2, 2, 2),
+    temporal_strides: Sequence[int] = (1, 1, 1, 1),
+    temporal_kernels_a: Sequence[PerBlock] = (1, 1, 1, 1),
+    temporal_kernels_b: Sequence[PerBlock] = (1, 1, 1, 1),
+    temporal_pool_after_layer1: int = 1,
+    shortcut: str = "avg_pool",
+    se_ratio: float = 0.25,
+    self_gating: Union[bool, Sequence[bool]] = False,
+    drop_path_rate: float = 0.0,
+    drop_path_schedule: str = "stage",
+    mid_channels: str = "tran",
+    norm_kwargs: Optional[dict] = None,
+    reduction: int = 4,
+    temporal_reduction: int = 1,
+) -> Tuple[List[Tuple[str, nn.Sequential]], List[Dict[str, Any]]]:
+    """Build the residual stages ``layer1..layerN`` from the per-stage tables (timm's ``make_blocks``).
+
+    A pure function: it returns new modules and their metadata and changes nothing else. The tables
+    and keywords are those of :class:`ResNetRS`.
+
+    Args:
+        in_channels: channels of the stem output.
+        reduction, temporal_reduction: spatial and temporal reduction of the stem output.
+
+    Returns:
+        ``[(name, stage), ...]`` and one ``feature_info`` dict per stage: ``num_chs``, ``reduction``,
+        ``module`` and, in 3D, ``temporal_reduction`` (the temporal pool after ``layer1`` counts from
+        ``layer2`` on: ``layer1``'s own output is taken before it).
+    """
+    num_stages = len(stage_depths)
+    tables = dict(
+        stage_widths=stage_widths,
+        temporal_kernels_a=temporal_kernels_a,
+        temporal_kernels_b=temporal_kernels_b,
+        temporal_strides=temporal_strides,
+        spatial_strides=spatial_strides,
+    )
+    for key, table in tables.items():
+        if len(table) != num_stages:
+            raise ValueError(f"{key} has {len(table)} entries for {num_stages} stages")
+    gating = [self_gating] * num_stages if isinstance(self_gating, bool) else list(self_gating)
+    if len(gating) != num_stages:
+        raise ValueError(f"self_gating has {len(gating)} entries for {num_stages} stages")
+    dpr = drop_path_rates(stage_depths, drop_path_rate, drop_path_schedule)
+    stages: List[Tuple[str, nn.Sequential]] = []
+    info: List[Dict[str, Any]] = []
+    for s, depth in enumerate(stage_depths):
+        width = int(stage_widths[s] * width_multiplier)
+        out_channels = width * Bottleneck.expansion
+        ks_a = _per_block(temporal_kernels_a[s], depth, f"temporal_kernels_a[{s}]")
+        ks_b = _per_block(temporal_kernels_b[s], depth, f"temporal_kernels_b[{s}]")
+        needs_projection = spatial_strides[s] > 1 or temporal_strides[s] > 1 or in_channels != out_channels
+        blocks = [
+            Bottleneck(
+                ops,
+                in_channels if b == 0 else out_channels,
+                width,
+                stride=spatial_strides[s] if b == 0 else 1,
+                temporal_stride=temporal_strides[s] if b == 0 else 1,
+                temporal_kernel_a=ks_a[b],
+                temporal_kernel_b=ks_b[b],
+                shortcut=shortcut if b == 0 and needs_projection else None,
+                se_ratio=se_ratio,
+                self_gating=gating[s] and b == depth - 1,
+                drop_path=dpr[s][b],
+                mid_channels=mid_channels,
+                norm_kwargs=norm_kwargs,
+            )
+            for b in range(depth)
+        ]
+        name = f"layer{s + 1}"
+        stages.append((name, nn.Sequential(*blocks)))
+        in_channels = out_channels
+        reduction *= spatial_strides[s]
+        temporal_reduction *= temporal_strides[s]
+        info.append(_feature(ops, out_channels, reduction, name, temporal_reduction))
+        if s == 0:
+            temporal_reduction *= temporal_pool_after_layer1
+    return stages, info
+
+
 class ResNetRS(nn.Module):
     """ResNet-RS for images (``ops=Ops(2)``) and video (``Ops(3)``, ``Ops(3, factorized=True)``).
 
@@ -288,7 +386,8 @@ class ResNetRS(nn.Module):
         temporal_kernels_a, temporal_kernels_b: per stage, the temporal kernel of the first 1x1 conv
             and of the 3x3 conv of every block (an int, or a per-block pattern such as ``(3, 1)``).
         temporal_strides: per-stage temporal stride (on the first block).
-        temporal_pool_after_layer1: temporal max-pool kernel = stride after ``layer1`` (C2D/I3D use 2).
+        temporal_pool_after_layer1: temporal max-pool kernel = stride after ``layer1`` (C2D/I3D use 2;
+            :meth:`Ops.temporal_pool`, 1 in 2D).
         mid_channels: (2+1)D mid width rule, ``"tran"`` or ``"out"``.
         spatial_strides: per-stage spatial stride.
         features_only, out_indices: return the feature maps of the given stages (0 = stem,
@@ -328,21 +427,6 @@ class ResNetRS(nn.Module):
         out_indices: Sequence[int] = (1, 2, 3, 4),
     ) -> None:
         super().__init__()
-        num_stages = len(stage_depths)
-        tables = dict(
-            stage_widths=stage_widths,
-            temporal_kernels_a=temporal_kernels_a,
-            temporal_kernels_b=temporal_kernels_b,
-            temporal_strides=temporal_strides,
-            spatial_strides=spatial_strides,
-        )
-        for key, table in tables.items():
-            if len(table) != num_stages:
-                raise ValueError(f"{key} has {len(table)} entries for {num_stages} stages")
-        gating = [self_gating] * num_stages if isinstance(self_gating, bool) else list(self_gating)
-        if len(gating) != num_stages:
-            raise ValueError(f"self_gating has {len(gating)} entries for {num_stages} stages")
-
         self.ops = ops
         self.num_classes = num_classes
         self.grad_checkpointing = False
@@ -351,68 +435,35 @@ class ResNetRS(nn.Module):
             ops, in_chans, stem_type, stem_width, stem_temporal_kernel, stem_temporal_stride,
             stem_pool_temporal_stride, norm_kwargs,
         )
-        t_reduction = stem_temporal_stride * stem_pool_temporal_stride
-        info = [dict(num_chs=self.stem.out_channels, reduction=4, module="stem", temporal_reduction=t_reduction)]
-
-        dpr = drop_path_rates(stage_depths, drop_path_rate, drop_path_schedule)
-        in_channels, reduction = self.stem.out_channels, 4
+        stem_t_reduction = stem_temporal_stride * stem_pool_temporal_stride
+        stages, stage_info = make_stages(
+            ops, self.stem.out_channels, stage_depths, stage_widths,
+            width_multiplier=width_multiplier, spatial_strides=spatial_strides, temporal_strides=temporal_strides,
+            temporal_kernels_a=temporal_kernels_a, temporal_kernels_b=temporal_kernels_b,
+            temporal_pool_after_layer1=temporal_pool_after_layer1, shortcut=shortcut, se_ratio=se_ratio,
+            self_gating=self_gating, drop_path_rate=drop_path_rate, drop_path_schedule=drop_path_schedule,
+            mid_channels=mid_channels, norm_kwargs=norm_kwargs, reduction=4, temporal_reduction=stem_t_reduction,
+        )
         self.stage_names: List[str] = []
-        for s, depth in enumerate(stage_depths):
-            width = int(stage_widths[s] * width_multiplier)
-            ks_a = _per_block(temporal_kernels_a[s], depth, f"temporal_kernels_a[{s}]")
-            ks_b = _per_block(temporal_kernels_b[s], depth, f"temporal_kernels_b[{s}]")
-            blocks = []
-            for b in range(depth):
-                first = b == 0
-                needs_projection = first and (
-                    spatial_strides[s] > 1 or temporal_strides[s] > 1 or in_channels != width * Bottleneck.expansion
-                )
-                blocks.append(
-                    Bottleneck(
-                        ops,
-                        in_channels,
-                        width,
-                        stride=spatial_strides[s] if first else 1,
-                        temporal_stride=temporal_strides[s] if first else 1,
-                        temporal_kernel_a=ks_a[b],
-                        temporal_kernel_b=ks_b[b],
-                        shortcut=shortcut if needs_projection else None,
-                        se_ratio=se_ratio,
-                        self_gating=gating[s] and b == depth - 1,
-                        drop_path=dpr[s][b],
-                        mid_channels=mid_channels,
-                        norm_kwargs=norm_kwargs,
-                    )
-                )
-                in_channels = width * Bottleneck.expansion
-            name = f"layer{s + 1}"
-            self.add_module(name, nn.Sequential(*blocks))
+        for name, stage in stages:
+            self.add_module(name, stage)
             self.stage_names.append(name)
-            reduction *= spatial_strides[s]
-            t_reduction *= temporal_strides[s]
-            if s == 0 and temporal_pool_after_layer1 > 1:
-                t_reduction *= temporal_pool_after_layer1
-            info.append(dict(num_chs=in_channels, reduction=reduction, module=name, temporal_reduction=t_reduction))
-            if s == 0:
+            if name == "layer1":
                 # C2D / I3D halve T after res2; no parameters, so 2D/3D names stay aligned.
-                k = temporal_pool_after_layer1
-                self.temporal_pool = nn.MaxPool3d((k, 1, 1), (k, 1, 1)) if k > 1 else nn.Identity()
-
-        if ops.dims == 2:
-            for f in info:
-                del f["temporal_reduction"]
-        self.num_features = in_channels
+                self.temporal_pool = ops.temporal_pool(temporal_pool_after_layer1)
+        info = [_feature(ops, self.stem.out_channels, 4, "stem", stem_t_reduction)] + stage_info
+        self.num_features = stage_info[-1]["num_chs"]
         self.features_only = features_only
         self.out_indices = tuple(out_indices)
         if features_only:
-            bad = [i for i in self.out_indices if not 0 <= i <= num_stages]
+            bad = [i for i in self.out_indices if not 0 <= i < len(info)]
             if bad:
-                raise ValueError(f"out_indices {bad} out of range 0..{num_stages}")
+                raise ValueError(f"out_indices {bad} out of range 0..{len(info) - 1}")
             self.feature_info = FeatureInfo(info[i] for i in self.out_indices)
             self.head = None
         else:
             self.feature_info = FeatureInfo(info)
-            self.head = ClassifierHead(ops, in_channels, num_classes, dropout)
+            self.head = ClassifierHead(ops, self.num_features, num_classes, dropout)
         self._init_weights(zero_init_last)
 
     # ------------------------------------------------------------------------------------------
@@ -446,7 +497,9 @@ class ResNetRS(nn.Module):
 
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
-        return self.head.fc
+        """The classifier (``head.fc``): ``nn.Identity()`` for a model without one (``features_only``, as
+        timm's headless models, or ``num_classes=0``)."""
+        return nn.Identity() if self.head is None else self.head.fc
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a new ``num_classes`` one (0 removes it)."""
@@ -482,6 +535,10 @@ class ResNetRS(nn.Module):
         return self._forward_stages(x)[0]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pool, dropout and classify a :meth:`forward_features` map (``pre_logits``: stop before the
+        classifier)."""
+        if self.head is None:
+            raise RuntimeError("a features_only model has no head")
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:

@@ -3,14 +3,15 @@
 Per-variant values are those of the released TF1 configs (tensorflow/tpu ``resnet_rs/configs``):
 train resolution = eval resolution, RandAugment magnitude, dropout, stochastic-depth base rate, and the
 paper's top-1. ``params_m`` and ``gmacs`` are the reference counts (multiply-adds, 1000 classes) that the
-tests check our models against. Keras ``.h5`` names are the official converted EMA weights.
+tests check our models against. Keras ``.h5`` names are the official converted EMA weights. The fields are
+those of :class:`~rs_image.models.registry.PretrainedCfg`.
 """
 
 from __future__ import annotations
 
 from typing import Dict, Tuple
 
-from .registry import ModelEntry, ModelRegistry
+from .registry import ModelEntry, ModelRegistry, PretrainedCfg
 
 __all__ = ["IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD", "STAGE_DEPTHS"]
 
@@ -58,8 +59,8 @@ def _variant_cfg(depth: int, res: int, ra: int, dropout: float, top1: float, gma
         test_input_size=(3, res, res),
         randaugment_magnitude=ra,
         dropout=dropout,
-        top1_paper=top1,
-        gmacs_reference=gmacs,
+        top1=top1,
+        gmacs=gmacs,
         keras_weights=f"resnet-rs-{depth}-i{res}.h5",
     )
 
@@ -69,7 +70,7 @@ for _depth, (_params, _default, _variants) in _VARIANTS.items():
         ModelEntry(
             name=f"resnetrs{_depth}",
             arch=dict(_RESNET_RS_ARCH, stage_depths=STAGE_DEPTHS[_depth]),
-            pretrained_cfg=dict(
+            pretrained_cfg=PretrainedCfg(
                 crop_pct=0.875,  # TF eval: center crop 87.5 % of the short side, resized to the input size
                 interpolation="bicubic",
                 mean=IMAGENET_MEAN,
@@ -78,7 +79,8 @@ for _depth, (_params, _default, _variants) in _VARIANTS.items():
                 classifier="head.fc",
                 drop_path_rate=0.0 if _depth <= 152 else 0.1,
                 drop_path_schedule="stage",
-                params_m_reference=_params,
+                params_m=_params,
+                top1_source="ResNet-RS paper / official TF1 checkpoints (arXiv:2103.07579)",
                 paper="arXiv:2103.07579",
             ),
             variants={v: _variant_cfg(_depth, *vals) for v, vals in _variants.items()},

@@ -177,12 +177,10 @@ class RegistrySource:
     def spec(self, name: str) -> ModelSpec:
         entry = self.registry.get(name)
         _, variant = self.registry.split_name(name)
-        cfg = entry.cfg(variant)
+        cfg = entry.cfg(variant).to_dict()
         video = self.task == "video"
-        top1 = cfg.get("top1_paper", cfg.get("top1_reference"))
+        top1 = cfg.get("top1")
         source = cfg.get("top1_source")
-        if top1 is not None and source is None and "top1_paper" in cfg:
-            source = "ResNet-RS paper / official TF1 checkpoints (arXiv:2103.07579)"
         clip = f"{cfg['num_frames']}x{cfg['sampling_rate']}" if video and "num_frames" in cfg else ""
         return ModelSpec(
             name=name,
@@ -307,7 +305,7 @@ class TimmSource:
 
         if name in IMAGE_MODELS:
             cfg = IMAGE_MODELS.get(name).cfg()
-            train, test = tuple(cfg["input_size"]), tuple(cfg["test_input_size"])
+            train, test = tuple(cfg.input_size), tuple(cfg.test_input_size)
         else:
             tcfg = timm.models.get_pretrained_cfg(name)
             train, test = tuple(tcfg.input_size), tuple(tcfg.test_input_size or tcfg.input_size)

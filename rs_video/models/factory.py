@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
-import torch
 from torch import nn
 
 import rs_image
 from rs_image.models import build_and_load
+from rs_image.models.weights import WeightsSource
 
 from .inflate import inflate
 from .zoo import VIDEO_MODELS
@@ -21,8 +20,8 @@ def create_model(
     name: str,
     *,
     num_classes: int = 400,
-    pretrained: Union[None, str, os.PathLike, Mapping[str, torch.Tensor]] = None,
-    inflate_from: Union[None, str, os.PathLike, Mapping[str, torch.Tensor], nn.Module] = None,
+    pretrained: Optional[WeightsSource] = None,
+    inflate_from: Optional[WeightsSource] = None,
     inflate_method: str = "average",
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4),
@@ -33,10 +32,11 @@ def create_model(
     Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
 
     Args:
-        pretrained: path, URL or state dict of video weights (native or PyTorchVideo), loaded strictly.
+        pretrained: video weights (native or PyTorchVideo), loaded strictly: a path, URL, state dict or
+            checkpoint dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`).
         inflate_from: 2D ResNet-RS weights to inflate (:func:`rs_video.inflate`, which logs its report):
-            a path (native/timm/Keras ``.h5``), a state dict, a 2D model, or an ``rs_image`` model name
-            (that model at random init, e.g. for tests). Self-gates, which have no 2D counterpart, start
+            any weights source (native/timm/Keras ``.h5``), or an ``rs_image`` model name (that model at
+            random init, e.g. for tests). Self-gates, which have no 2D counterpart, start
             as a pass-through; without ``inflate_from`` they keep Model Garden's init.
         inflate_method: ``"average"`` (I3D, repeat / t) or ``"center"`` (centre tap; with ``"center"``
             the model computes the 2D network on a static clip).
@@ -55,11 +55,6 @@ def create_model(
         source = inflate_from
         if isinstance(source, str) and source in rs_image.models.IMAGE_MODELS:
             source = rs_image.create_model(source, num_classes=0)
-        if features_only:
-            sd = source.state_dict() if isinstance(source, nn.Module) else source
-            if not isinstance(sd, Mapping):
-                sd = rs_image.models.read_state_dict(sd)
-            source = {k: v for k, v in rs_image.models.to_native(sd)[0].items() if not k.startswith("head.")}
         inflate(source, model, method=inflate_method)
     return model
 

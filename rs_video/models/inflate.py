@@ -24,15 +24,15 @@ Every 2D weight must be used: a 2D key that finds no place raises, so nothing is
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
 
-from rs_image.models import Bottleneck, WeightsError, load_state_dict_strict, read_state_dict, to_native
+from rs_image.models import Bottleneck, WeightsError, load_state_dict_strict, resolve_weights
+from rs_image.models.weights import WeightsSource
 
 __all__ = ["inflate", "InflationReport", "inflate_conv_weight"]
 
@@ -146,16 +146,19 @@ def _gates_without_source(model_3d: nn.Module, missing: List[str]) -> List[str]:
 
 
 def inflate(
-    state_dict_2d: Union[Mapping[str, torch.Tensor], str, os.PathLike, nn.Module],
+    state_dict_2d: WeightsSource,
     model_3d: nn.Module,
     method: str = "average",
+    prefer_ema: bool = False,
 ) -> InflationReport:
     """Inflate 2D ResNet-RS weights into ``model_3d`` in place.
 
     Args:
-        state_dict_2d: native, timm or Keras-converted weights: a path, a state dict or a 2D model.
+        state_dict_2d: native, timm or Keras ``.h5`` weights: any source of
+            :func:`rs_image.models.resolve_weights` (a path, URL, state dict, checkpoint or 2D model).
         model_3d: the video model to fill.
         method: ``"average"`` or ``"center"``, see the module docstring.
+        prefer_ema: take the EMA weights of a training checkpoint that has them.
 
     Returns:
         What was inflated, copied, set to identity or pass-through, kept and skipped; the summary is
@@ -163,13 +166,8 @@ def inflate(
     """
     if method not in ("average", "center"):
         raise ValueError(f"inflation method must be 'average' or 'center', got {method!r}")
-    if isinstance(state_dict_2d, nn.Module):
-        sd = state_dict_2d.state_dict()
-    elif isinstance(state_dict_2d, Mapping):
-        sd = dict(state_dict_2d)
-    else:
-        sd = read_state_dict(state_dict_2d)
-    sd_2d, _ = to_native(sd)
+    resolved = resolve_weights(state_dict_2d, prefer_ema=prefer_ema)
+    sd_2d = resolved.state_dict
     own = model_3d.state_dict()
     report = InflationReport()
     new_sd: Dict[str, torch.Tensor] = {}
@@ -206,6 +204,5 @@ def inflate(
     load_state_dict_strict(model_3d, new_sd, "inflated 2D weights")
     for name in report.pass_through_gates:
         model_3d.get_submodule(name).make_gate_pass_through()
-    source = "" if isinstance(state_dict_2d, (nn.Module, Mapping)) else f" from {os.fspath(state_dict_2d)}"
-    logger.info("2D -> 3D inflation (%s)%s: %s", method, source, report.summary())
+    logger.info("2D -> 3D inflation (%s) from %s: %s", method, resolved.describe(), report.summary())
     return report

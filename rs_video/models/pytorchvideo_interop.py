@@ -1,7 +1,8 @@
 """PyTorchVideo interop: state-dict maps and heads.
 
 :func:`from_pytorchvideo` renames the state dict of PyTorchVideo's ``create_resnet`` networks
-(hub ``slow_r50``, ``i3d_r50``, ``c2d_r50``; the ``model_state`` of their zoo ``.pyth`` files) to our keys.
+(hub ``slow_r50``, ``i3d_r50``, ``c2d_r50``; the ``model_state`` of their zoo ``.pyth`` files) to our keys;
+it is registered as the resolver's ``"pytorchvideo"`` key map.
 PyTorchVideo numbers its top-level ``blocks``: 0 is the stem, then the four ``ResStage`` (with a
 parameter-free ``MaxPool3d`` after res2 in C2D/I3D), and last the ``ResNetBasicHead``.
 """
@@ -14,7 +15,7 @@ from typing import Dict, List, Mapping
 import torch
 from torch import nn
 
-from rs_image.models import WeightsError, register_converter
+from rs_image.models import WeightsError, register_key_map
 
 __all__ = ["from_pytorchvideo", "is_pytorchvideo_state_dict", "PyTorchVideoHead"]
 
@@ -39,8 +40,9 @@ def is_pytorchvideo_state_dict(sd: Mapping[str, torch.Tensor]) -> bool:
 
 def from_pytorchvideo(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Map a PyTorchVideo ResNet (Slow / I3D / C2D R50) state dict onto our ``slow_r50`` /
-    ``i3d_r50`` / ``c2d_r50`` keys. Accepts the zoo checkpoint dict (``model_state``) too."""
-    sd = state_dict.get("model_state", state_dict)
+    ``i3d_r50`` / ``c2d_r50`` keys. The zoo's checkpoint files (``{"model_state": ...}``) are unwrapped
+    by :func:`rs_image.models.resolve_weights`, which applies this map."""
+    sd = state_dict
     if not is_pytorchvideo_state_dict(sd):
         raise WeightsError("not a PyTorchVideo ResNet state dict (no 'blocks.0.conv.weight' / res_blocks keys)")
     rests_of_block: Dict[int, List[str]] = {}
@@ -80,7 +82,7 @@ def from_pytorchvideo(state_dict: Mapping[str, torch.Tensor]) -> Dict[str, torch
     return out
 
 
-register_converter("pytorchvideo", is_pytorchvideo_state_dict, from_pytorchvideo)
+register_key_map("pytorchvideo", is_pytorchvideo_state_dict, from_pytorchvideo)
 
 
 class PyTorchVideoHead(nn.Module):

@@ -17,7 +17,7 @@ and there is no 1001-class background logit.
 
 from __future__ import annotations
 
-from rs_image.models import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, ModelRegistry, Ops
+from rs_image.models import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, ModelRegistry, Ops, PretrainedCfg
 from rs_image.models.zoo import STAGE_DEPTHS
 
 __all__ = ["VIDEO_MODELS"]
@@ -45,8 +45,8 @@ _RS3D_ARCH = dict(
 _MG_TOP1 = {50: 78.2, 101: 79.5, 152: 79.9, 200: 80.4}
 
 
-def _rs_video_cfg(depth: int) -> dict:
-    cfg = dict(
+def _rs_video_cfg(depth: int) -> PretrainedCfg:
+    return PretrainedCfg(
         num_frames=32,
         sampling_rate=2,
         input_size=(3, 32, 224, 224),
@@ -62,11 +62,10 @@ def _rs_video_cfg(depth: int) -> dict:
         first_conv="stem.conv1",
         classifier="head.fc",
         inflate_from=f"resnetrs{depth}",
+        top1=_MG_TOP1.get(depth),
+        top1_source="TF Model Garden R3D-RS (its network differs slightly, see rs_video.models.zoo)"
+        if depth in _MG_TOP1 else None,
     )
-    if depth in _MG_TOP1:
-        cfg["top1_reference"] = _MG_TOP1[depth]
-        cfg["top1_source"] = "TF Model Garden R3D-RS (its network differs slightly, see rs_video.models.zoo)"
-    return cfg
 
 
 for _depth in (50, 101, 152, 200, 270, 350, 420):
@@ -91,7 +90,7 @@ for _depth in (50, 101, 152, 200):
                 temporal_kernels_b=(3, 3, 3, 3),
                 mid_channels="tran",
             ),
-            pretrained_cfg=dict(_rs_video_cfg(_depth), top1_reference=None, top1_source=None),
+            pretrained_cfg=_rs_video_cfg(_depth).replace(top1=None, top1_source=None),
         )
     )
 
@@ -107,8 +106,8 @@ _PTV_ARCH = dict(
 )
 
 
-def _ptv_cfg(top1: float, gflops: float, params: float) -> dict:
-    return dict(
+def _ptv_cfg(top1: float, gmacs: float, params_m: float) -> PretrainedCfg:
+    return PretrainedCfg(
         num_frames=8,
         sampling_rate=8,
         input_size=(3, 8, 224, 224),
@@ -122,10 +121,10 @@ def _ptv_cfg(top1: float, gflops: float, params: float) -> dict:
         drop_path_rate=0.0,
         first_conv="stem.conv1",
         classifier="head.fc",
-        top1_reference=top1,
+        top1=top1,
         top1_source="PyTorchVideo model zoo (8x8, 10x3 views)",
-        gmacs_reference=gflops,
-        params_m_reference=params,
+        gmacs=gmacs,  # the zoo's "GFLOPs" are fvcore multiply-adds
+        params_m=params_m,
     )
 
 

@@ -65,10 +65,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from torch import nn
 
-from .weights import WeightsError, key_mismatch_lines
-from .zoo import IMAGENET_MEAN, IMAGENET_STD, STAGE_DEPTHS
+from ..zoo import IMAGENET_MEAN, IMAGENET_STD, STAGE_DEPTHS
+from .strict_load import WeightsError, key_mismatch_lines
 
 __all__ = [
     "KerasWeightsError",
@@ -83,7 +82,6 @@ __all__ = [
     "keras_pixels_to_input",
     "keras_file_variant",
     "check_keras_h5_md5",
-    "create_model_from_keras_h5",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -485,7 +483,7 @@ def convert_keras_h5(path: PathLike) -> StateDict:
             native mapping, or lacks (or mis-shapes) parameters the network needs.
 
     The model that takes these weights is ``create_model(info.model_name, **info.model_kwargs())``
-    with ``info = inspect_keras_h5(path)`` (:func:`create_model_from_keras_h5` does both). Feed it
+    with ``info = inspect_keras_h5(path)`` (:func:`rs_image.models.create_model_from_keras_h5` does both). Feed it
     ``keras_pixels_to_input(pixels)`` to reproduce the Keras outputs (see the module docstring).
     """
     return _read_and_convert(path)[0]
@@ -555,36 +553,3 @@ def check_keras_h5_md5(path: PathLike) -> Optional[bool]:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             digest.update(chunk)
     return digest.hexdigest() == KERAS_WEIGHT_FILES[name]
-
-
-def create_model_from_keras_h5(path: PathLike, model_name: Optional[str] = None, **overrides: Any) -> nn.Module:
-    """Build the native model that matches a Keras ResNet-RS ``.h5`` and load it strictly.
-
-    Args:
-        path: the ``.h5`` file.
-        model_name: registry name (optionally with a variant, ``"resnetrs350.i320"``). Given, that model
-            is built as registered (with the file's number of classes) and the strict load checks that
-            the file fits it. By default the name (and, for official file names, the variant) is
-            inferred from the file and the architecture read from the file (depths, widths, stem
-            width, SE ratio) is passed as overrides, so non-standard networks load too.
-        **overrides: further ``create_model`` keywords (e.g. ``dropout``).
-
-    Returns:
-        The model in ``eval()`` mode. ``_notop`` files give a model with ``num_classes=0`` whose
-        ``forward`` returns pooled features.
-    """
-    from .factory import create_model
-    from .weights import load_state_dict_strict
-
-    sd, info = _read_and_convert(path)
-    if model_name is None:
-        official = keras_file_variant(path)
-        model_name = info.model_name
-        if official is not None and official[0] == model_name:
-            model_name = f"{model_name}.{official[1]}"
-        kwargs = {**overrides, **info.model_kwargs()}
-    else:
-        kwargs = {**overrides, "num_classes": info.num_classes or 0}
-    model = create_model(model_name, **kwargs)
-    load_state_dict_strict(model, sd, f"{os.fspath(path)} (keras)")
-    return model.eval()
