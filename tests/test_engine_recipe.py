@@ -174,8 +174,9 @@ def test_label_smoothing_loss():
     logp = torch.log_softmax(logits, 1)
     expected = -(0.9 * logp[0, 0] + 0.1 * logp[0].mean())
     assert build_loss(0.1)(logits, target).item() == pytest.approx(expected.item())
-    soft = torch.tensor([[0.5, 0.5, 0.0]])  # mixup targets are accepted too
-    assert build_loss(0.1)(logits, soft).item() > 0
+    soft = torch.tensor([[0.5, 0.5, 0.0]])  # mixup targets are accepted too, and smoothed the same way
+    smoothed = 0.9 * soft + 0.1 / 3
+    assert build_loss(0.1)(logits, soft).item() == pytest.approx(-(smoothed * logp).sum().item())
 
 
 def test_bn_momentum_conventions():

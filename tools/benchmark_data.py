@@ -13,18 +13,38 @@ import logging
 import os
 import sys
 import warnings
+from typing import Sequence
 
 # fvcore (precise BN, FLOP counting) calls torch.jit.script at import; the deprecation is not the user's to fix.
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rs_video.benchmark import benchmark_cfg, format_table, make_benchmark_videos, run_benchmark  # noqa: E402
+import rs_video.task  # noqa: E402,F401  (registers TASK video and its config keys)
+from rs_image.engine.config import get_cfg  # noqa: E402
+from rs_video.benchmark import format_table, make_benchmark_videos, run_benchmark  # noqa: E402
 
 DEFAULT_CONFIGURATIONS = [
     "ours/torchcodec", "ours/pyav", "ours/decord",
     "ptv-backend/pyav", "ptv-backend/decord", "ptv-recipe/pyav", "ptv-recipe/decord",
 ]
+
+
+def benchmark_cfg(data_dir, num_frames: int = 32, sampling_rate: int = 2, train_crop: int = 224, test_crop: int = 256,
+                  jitter: Sequence[int] = (256, 320), num_views: int = 10, num_crops: int = 3):
+    """The engine's default config set to the benchmark's clip and crop settings (Kinetics-400 classes and
+    statistics)."""
+    cfg = get_cfg()
+    cfg.TASK = "video"
+    cfg.MODEL.NUM_CLASSES = 400
+    cfg.DATA.MEAN, cfg.DATA.STD = [0.45] * 3, [0.225] * 3
+    cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
+    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS = num_frames, sampling_rate, 30
+    cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = train_crop, test_crop
+    cfg.DATA.TRAIN_JITTER_SCALES = list(jitter)
+    cfg.DATA.TRAIN_CROP_MODE = "jitter"
+    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = num_views, num_crops
+    return cfg
 
 
 def main(argv=None) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Dict, Iterator
+from typing import Any, Dict, Iterator
 
 import torch
 
@@ -29,9 +29,6 @@ from . import distributed as du
 from .evaluator import evaluate_single_view
 from .runtime import preserve_rng
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
-
 __all__ = ["Hook", "MetricLogger", "PreciseBN", "Checkpointer", "Validator"]
 
 logger = logging.getLogger(__name__)
@@ -40,16 +37,16 @@ logger = logging.getLogger(__name__)
 class Hook:
     """A piece of work around the loop; override the events you need (all do nothing by default)."""
 
-    def before_train(self, trainer: "Trainer") -> None:
+    def before_train(self, trainer: Any) -> None:
         """Once, before the first step of this run (also after a resume)."""
 
-    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+    def after_step(self, trainer: Any, epoch: int, step: int) -> None:
         """After optimizer step ``step`` (1-based, within 0-based ``epoch``)."""
 
-    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
         """After the last step of ``epoch`` (0-based)."""
 
-    def after_train(self, trainer: "Trainer") -> None:
+    def after_train(self, trainer: Any) -> None:
         """Once, after the last epoch (also when training was already complete)."""
 
 
@@ -67,7 +64,7 @@ class MetricLogger(Hook):
     are reduced over processes and read here, once per log period, not once per step.
     """
 
-    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+    def after_step(self, trainer: Any, epoch: int, step: int) -> None:
         if step % trainer.cfg.LOG_PERIOD and step != trainer.steps_per_epoch:
             return
         loss_sum, count, correct, labelled = du.all_reduce_sum(trainer.step_stats.clone()).tolist()
@@ -99,7 +96,7 @@ class MetricLogger(Hook):
                 _format_eta(record["eta_s"]),
             )
 
-    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
         loss_sum, count, failed_reads = du.all_reduce_sum(trainer.epoch_stats.clone()).tolist()
         trainer.epoch_stats.zero_()
         record = {
@@ -117,7 +114,7 @@ class MetricLogger(Hook):
                            epoch + 1, record["failed_reads"])
         trainer.last_metrics = {f"train_{k}": v for k, v in record.items()}
 
-    def after_train(self, trainer: "Trainer") -> None:
+    def after_train(self, trainer: Any) -> None:
         trainer.writer.write("event", {"event": "done", **trainer.last_metrics}, trainer.global_step)
         trainer.writer.close()
 
@@ -126,7 +123,7 @@ class PreciseBN(Hook):
     """Recompute the BN statistics of the raw and EMA networks on ``BN.NUM_BATCHES_PRECISE`` training batches
     (fvcore precise BN), averaged over processes."""
 
-    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
         cfg = trainer.cfg
         loader = trainer.build_train_loader(seed=cfg.RNG_SEED + 1, epoch=epoch)
         num = min(cfg.BN.NUM_BATCHES_PRECISE, len(loader))
@@ -146,12 +143,12 @@ class PreciseBN(Hook):
 class Checkpointer(Hook):
     """``last.pyth`` inside epochs every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and after each epoch."""
 
-    def after_step(self, trainer: "Trainer", epoch: int, step: int) -> None:
+    def after_step(self, trainer: Any, epoch: int, step: int) -> None:
         period = trainer.cfg.TRAIN.CHECKPOINT_STEP_PERIOD
         if period > 0 and step % period == 0 and step < trainer.steps_per_epoch:
             trainer.save_checkpoint(epoch, step)
 
-    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
         done = epoch + 1
         keep = done % trainer.cfg.TRAIN.CHECKPOINT_PERIOD == 0 or done == trainer.max_epoch
         trainer.save_checkpoint(done, 0, keep=keep)
@@ -160,7 +157,7 @@ class Checkpointer(Hook):
 class Validator(Hook):
     """Single-view validation of the raw and the EMA weights; logs and records ``val`` metrics."""
 
-    def after_epoch(self, trainer: "Trainer", epoch: int) -> None:
+    def after_epoch(self, trainer: Any, epoch: int) -> None:
         done = epoch + 1
         if trainer.val_loader is None or not (done % trainer.cfg.TRAIN.EVAL_PERIOD == 0 or done == trainer.max_epoch):
             return

@@ -48,7 +48,6 @@ from .synthetic import write_synthetic_video
 __all__ = [
     "BenchmarkResult",
     "make_benchmark_videos",
-    "benchmark_cfg",
     "measure_loader",
     "run_benchmark",
     "format_table",
@@ -112,27 +111,6 @@ def _write_one(job) -> None:
     path, kwargs = job
     with atomic_path(path) as tmp:  # a crash never leaves a bad file under the final name
         write_synthetic_video(tmp, **kwargs)
-
-
-def benchmark_cfg(data_dir, num_frames: int = 32, sampling_rate: int = 2, train_crop: int = 224, test_crop: int = 256,
-                  jitter: Sequence[int] = (256, 320), num_views: int = 10, num_crops: int = 3):
-    """The engine's default config set to the benchmark's clip and crop settings (Kinetics-400 classes and
-    statistics)."""
-    from rs_image.engine.config import get_cfg
-
-    from .. import task  # noqa: F401  (the video keys)
-
-    cfg = get_cfg()
-    cfg.TASK = "video"
-    cfg.MODEL.NUM_CLASSES = 400
-    cfg.DATA.MEAN, cfg.DATA.STD = [0.45] * 3, [0.225] * 3
-    cfg.DATA.PATH_TO_DATA_DIR = str(data_dir)
-    cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TARGET_FPS = num_frames, sampling_rate, 30
-    cfg.DATA.TRAIN_CROP_SIZE, cfg.DATA.TEST_CROP_SIZE = train_crop, test_crop
-    cfg.DATA.TRAIN_JITTER_SCALES = list(jitter)
-    cfg.DATA.TRAIN_CROP_MODE = "jitter"
-    cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS = num_views, num_crops
-    return cfg
 
 
 class _PTVRecipeKinetics(PyTorchVideoKinetics):

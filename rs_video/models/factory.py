@@ -6,8 +6,8 @@ from typing import Any, Optional, Sequence
 
 from torch import nn
 
-import rs_image
-from rs_image.models import build_and_load
+from rs_image.models import IMAGE_MODELS, build_and_load
+from rs_image.models import create_model as create_image_model
 from rs_image.models.weights import WeightsSource
 
 from .inflate import inflate
@@ -53,8 +53,8 @@ def create_model(
     )
     if inflate_from is not None:
         source = inflate_from
-        if isinstance(source, str) and source in rs_image.models.IMAGE_MODELS:
-            source = rs_image.create_model(source, num_classes=0)
+        if isinstance(source, str) and source in IMAGE_MODELS:
+            source = create_image_model(source, num_classes=0)
         inflate(source, model, method=inflate_method)
     return model
 
