@@ -29,7 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import difflib
 import os
 import re
@@ -541,9 +540,3 @@ def save_config(cfg: CfgNode, path: str | os.PathLike) -> None:
     with atomic_write(path) as f:
         f.write(cfg.dump())
 
-
-def copy_cfg(cfg: CfgNode) -> CfgNode:
-    """A mutable deep copy of ``cfg`` (for code that derives a config from a frozen one)."""
-    out = copy.deepcopy(cfg)
-    out.defrost()
-    return out
