@@ -1,12 +1,12 @@
-"""The video task: ``rs_video`` models on Kinetics-style video data, for the engine of ``rs_image``.
+"""The video task: ``rs_video`` models on video data (Kinetics, UCF101, HMDB51, SSv2) for ``rs_image``'s engine.
 
 Importing this module registers ``TASK video`` with the engine (:func:`rs_image.engine.register_task`) and
 adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``SAMPLING_RATE``,
-``TARGET_FPS``, ``SHORT_CLIP_POLICY``), annotations (``PATH_PREFIX``, ``PATH_LABEL_SEPARATOR``), decoding
-(``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops (``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``),
-the output dtype of clips (``OUTPUT_DTYPE``), test views (``TEST.NUM_ENSEMBLE_VIEWS``,
-``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights (``TRAIN.CHECKPOINT_INFLATE``).
-The command-line tools import it; so must any script that loads a video config::
+``TARGET_FPS``, ``SHORT_CLIP_POLICY``), annotations (``DATASET``, ``SPLIT``, ``PATH_PREFIX``,
+``PATH_LABEL_SEPARATOR``), decoding (``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops
+(``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``), the output dtype of clips (``OUTPUT_DTYPE``), test views
+(``TEST.NUM_ENSEMBLE_VIEWS``, ``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights
+(``TRAIN.CHECKPOINT_INFLATE``). The command-line tools import it; so must any script that loads a video config::
 
     import rs_video.task  # noqa: F401  (registers TASK video)
 """
@@ -25,7 +25,7 @@ from rs_image.engine.tasks import Task, register_task
 from rs_image.recipe import model_kwargs_from_cfg
 
 from .benchmark import build_pytorchvideo_dataset
-from .data import OUTPUT_DTYPES, build_video_dataset, collate_clips
+from .data import ANNOTATION_SOURCES, OUTPUT_DTYPES, build_video_dataset, collate_clips
 from .data.decoders import DECODERS
 from .data.sampling import SHORT_CLIP_POLICIES
 from .models import create_model, inflate  # also registers the PyTorchVideo key map with the resolver
@@ -37,7 +37,12 @@ logger = logging.getLogger(__name__)
 
 def _add_video_config(cfg: CfgNode) -> None:
     d = cfg.DATA
-    # Where videos are: "path label" lists, official Kinetics CSVs or class folders (docs/data.md).
+    # Which data set's files DATA.PATH_TO_DATA_DIR holds, as downloaded (docs/data.md): "kinetics" (also any
+    # "path label" list or class-folder tree), "ucf101", "hmdb51" or "ssv2" (rs_video.data.sources).
+    d.DATASET = "kinetics"
+    # The official split of UCF101 / HMDB51 (1, 2 or 3); data sets with one split (kinetics, ssv2) need 1.
+    d.SPLIT = 1
+    # Where videos are: joined to listed paths (kinetics lists), or the folder of the videos (ucf101, ...).
     d.PATH_PREFIX = ""
     d.PATH_LABEL_SEPARATOR = " "
     # "native" (this library's loader) or "pytorchvideo" (its LabeledVideoDataset, for comparison).
@@ -69,7 +74,7 @@ def _jitter_scales_fit(v: Any, cfg: CfgNode) -> bool:
 
 @register_task
 class VideoTask(Task):
-    """``rs_video`` models on Kinetics-style video data (:func:`rs_video.data.build_video_dataset`)."""
+    """``rs_video`` models on video data (:func:`rs_video.data.build_video_dataset`)."""
 
     name = "video"
     input_key = "video"
@@ -77,6 +82,7 @@ class VideoTask(Task):
     channels_last_format = torch.channels_last_3d
     logger_names = ("rs_image", "rs_video")
     config_choices = {
+        "DATA.DATASET": tuple(ANNOTATION_SOURCES),
         "DATA.BACKEND": ("native", "pytorchvideo"),
         "DATA.DECODER": ("auto",) + tuple(DECODERS),
         "DATA.TRAIN_CROP_MODE": ("jitter", "inception"),
@@ -85,6 +91,9 @@ class VideoTask(Task):
         "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
     }
     config_rules = (
+        Rule("DATA.SPLIT", lambda v, c: v in ANNOTATION_SOURCES[c.DATA.DATASET].splits,
+             "an official split of DATA.DATASET: " + ", ".join(
+                 f"{name} {'/'.join(map(str, source.splits))}" for name, source in ANNOTATION_SOURCES.items())),
         Rule("DATA.NUM_FRAMES", lambda v, c: v >= 1, ">= 1"),
         Rule("DATA.SAMPLING_RATE", lambda v, c: v >= 1, ">= 1"),
         Rule("DATA.TARGET_FPS", lambda v, c: v > 0, "> 0"),

@@ -1,4 +1,4 @@
-"""KineticsDataset: lengths, items, test views, broken input, worker-safe failure counts, short videos."""
+"""VideoDataset: lengths, items, test views, broken input, worker-safe failure counts, short videos."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rs_image.data.randomness import EpochIndex
-from rs_video.data import KineticsDataset, build_video_dataset
+from rs_video.data import VideoDataset, build_video_dataset
 from rs_video.benchmark.synthetic import read_frame_index
 from tests.videos import BROKEN_KINDS, data_cfg, list_dataset, write_broken, write_list, write_video
 
@@ -286,4 +286,4 @@ def test_builder_rejects_bad_split_and_backend(good_root):
     # Our loader never stands in for the comparison backend: the video task builds that one.
     with pytest.raises(ValueError, match="'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset"):
         build_video_dataset(cfg_for(good_root, DATA__BACKEND="pytorchvideo"), "train")
-    assert isinstance(build_video_dataset(cfg_for(good_root), "train"), KineticsDataset)
+    assert isinstance(build_video_dataset(cfg_for(good_root), "train"), VideoDataset)

@@ -13,7 +13,7 @@ import torch
 
 from rs_image.engine import get_task
 from rs_video.benchmark import PyTorchVideoKinetics, build_pytorchvideo_dataset
-from rs_video.data import KineticsDataset
+from rs_video.data import VideoDataset
 from tests.videos import data_cfg, list_dataset, write_list, write_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,7 +29,7 @@ def test_video_task_builds_the_loader_that_data_backend_names(root):
     # No importorskip: the wrapper imports pytorchvideo only when it loads its first clip.
     task = get_task("video")
     assert isinstance(task.build_dataset(data_cfg(root, DATA__BACKEND="pytorchvideo"), "train"), PyTorchVideoKinetics)
-    assert isinstance(task.build_dataset(data_cfg(root, DATA__BACKEND="native"), "train"), KineticsDataset)
+    assert isinstance(task.build_dataset(data_cfg(root, DATA__BACKEND="native"), "train"), VideoDataset)
 
 
 @pytest.mark.parametrize("decoder", ["pyav", "decord"])

@@ -8,7 +8,7 @@ annotations our loader parsed, so every annotation layout works and missing file
 way, with ``decode_audio=False`` and decoder "pyav" or "decord" (its "torchvision" decoder no longer
 works). PyTorchVideo's clip is float32 in [0, 255] holding every frame of the window; the wrapper picks
 the T frames at stride tau, goes back to uint8 and applies our transforms, so items are identical in
-format to :class:`rs_video.data.KineticsDataset`'s.
+format to :class:`rs_video.data.VideoDataset`'s.
 
 Differences from the native loader (PyTorchVideo's semantics):
 
@@ -52,7 +52,7 @@ class PyTorchVideoKinetics(torch.utils.data.Dataset):
         transform: our clip transform for ``mode``.
         decoder: "pyav" or "decord".
         num_ensemble_views: temporal views per video in test mode.
-        class_names, source: as for :class:`~rs_video.data.KineticsDataset`.
+        class_names, source: as for :class:`~rs_video.data.VideoDataset`.
     """
 
     def __init__(

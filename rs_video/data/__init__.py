@@ -1,4 +1,5 @@
-"""The video loader: annotations, decoders, clip sampling, clip transforms, the data set, preparation.
+"""The video loader: annotations (Kinetics; UCF101, HMDB51, Something-Something v2 in ``sources``), decoders,
+clip sampling, clip transforms, the data set, preparation.
 
 Main entry points (see docs/data.md):
 
@@ -17,7 +18,7 @@ PyTorchVideo comparison backend, its transforms shim and the loader benchmark) n
 """
 
 from .annotations import AnnotationError, SplitAnnotations, VideoRecord, load_split
-from .dataset import KineticsDataset, SplitInputs, build_split_inputs, build_video_dataset, collate_clips
+from .dataset import SplitInputs, VideoDataset, build_split_inputs, build_video_dataset, collate_clips
 from .decoders import (
     FAILURE_REASONS,
     DecordDecoder,
@@ -29,6 +30,7 @@ from .decoders import (
     create_decoder,
 )
 from .sampling import ClipSampler
+from .sources import ANNOTATION_SOURCES, AnnotationSource, load_annotations
 from .transforms import OUTPUT_DTYPES, ClipTransform, UniformSpatialCrop, build_clip_transform
 
 __all__ = [
@@ -36,7 +38,10 @@ __all__ = [
     "SplitAnnotations",
     "VideoRecord",
     "load_split",
-    "KineticsDataset",
+    "ANNOTATION_SOURCES",
+    "AnnotationSource",
+    "load_annotations",
+    "VideoDataset",
     "SplitInputs",
     "build_split_inputs",
     "build_video_dataset",

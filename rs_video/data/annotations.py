@@ -1,4 +1,8 @@
-"""Kinetics-style annotations: which video files a split holds and their labels.
+"""Kinetics-style annotations (``DATA.DATASET: kinetics``): which video files a split holds and their labels.
+
+This module also holds what every annotation source returns (:class:`VideoRecord`, :class:`SplitAnnotations`)
+and the checks they all end with (:func:`finish_split`); the readers of UCF101, HMDB51 and
+Something-Something v2 are in :mod:`rs_video.data.sources`.
 
 ``DATA.PATH_TO_DATA_DIR`` (``DIR``) may hold any of three layouts:
 
@@ -42,7 +46,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from rs_image.errors import DataError, DataNotFoundError
 from rs_image.fileio import atomic_write
@@ -57,9 +61,14 @@ __all__ = [
     "read_path_label_list",
     "read_kinetics_csv",
     "load_class_ids",
+    "check_class_ids",
     "save_class_ids",
+    "numbered_lines",
+    "report_missing",
+    "finish_split",
     "find_split_file",
     "video_folders",
+    "records_in_tree",
     "index_videos",
 ]
 
@@ -96,7 +105,8 @@ class SplitAnnotations:
         records: the videos that exist.
         missing: listed paths that do not exist (already reported).
         source: the list file or folder they came from.
-        format: "list", "kinetics_csv" or "class_folders".
+        format: "list", "kinetics_csv", "class_folders" (this module), "ucf101", "hmdb51" or "ssv2"
+            (:mod:`rs_video.data.sources`).
         class_names: index -> name, where the format has names (None for path-label lists).
     """
 
@@ -221,7 +231,15 @@ def load_class_ids(path: str) -> Dict[str, int]:
         raise AnnotationError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if isinstance(content, list):
         content = {str(name): index for index, name in enumerate(content)}
-    if not isinstance(content, dict) or not all(isinstance(v, int) for v in content.values()):
+    return check_class_ids(content, path)
+
+
+def check_class_ids(content: object, path: str) -> Dict[str, int]:
+    """``content`` as ``{"class name": index}`` with indices 0..N-1, each once (digit strings count as
+    integers, as in Something-Something's ``labels.json``); raises :class:`AnnotationError` naming ``path``."""
+    if isinstance(content, dict):
+        content = {k: int(v) if isinstance(v, str) and v.strip().isdigit() else v for k, v in content.items()}
+    if not isinstance(content, dict) or not all(type(v) is int for v in content.values()):  # bool is not an index
         raise AnnotationError(f"{path}: expected {{\"class name\": integer index}}")
     if sorted(content.values()) != list(range(len(content))):
         raise AnnotationError(f"{path}: class indices must be 0..{len(content) - 1} without gaps or repeats")
@@ -322,6 +340,26 @@ def video_folders(base: str, split: str) -> List[str]:
     return [c for c in candidates if os.path.isdir(c)]
 
 
+def records_in_tree(
+    candidates: Sequence[str], rows: Sequence[Tuple[str, int]]
+) -> Tuple[List[VideoRecord], List[str]]:
+    """The existing and the missing videos of ``rows`` (``(relative path, label)``) under the first folder of
+    ``candidates`` that holds any of them (else the first existing one): where a data set's
+    ``<class>/<video>`` tree was unpacked."""
+    existing = [folder for folder in candidates if os.path.isdir(folder)]
+    root = next((folder for folder in existing if any(os.path.exists(os.path.join(folder, relative))
+                                                      for relative, _ in rows)),
+                existing[0] if existing else candidates[0])
+    records, missing = [], []
+    for relative, label in rows:
+        path = os.path.join(root, relative)
+        if os.path.exists(path):
+            records.append(VideoRecord(path, label))
+        else:
+            missing.append(path)
+    return records, missing
+
+
 def index_videos(folders: Sequence[str], extensions: Sequence[str] = _OFFICIAL_EXTENSIONS) -> Dict[str, str]:
     """File stem -> path of the videos directly in each folder or in its sub-folders (per-class layout).
 
@@ -381,12 +419,45 @@ def _class_ids_for(data_dir: str, needed: Iterable[str]) -> Dict[str, int]:
     return class_ids
 
 
-def _report_missing(source: str, missing: Sequence[str], total: int) -> None:
+def numbered_lines(path: str) -> Iterator[Tuple[int, str]]:
+    """``(line number, stripped line)`` of the non-blank lines of a text annotation file (a UTF-8 byte-order
+    mark and Windows line ends are accepted)."""
+    with open(path, encoding="utf-8-sig") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if line:
+                yield line_number, line
+
+
+def report_missing(source: str, missing: Sequence[str], total: int) -> None:
+    """One warning line for the listed videos of ``source`` that do not exist."""
     if missing:
         examples = ", ".join(missing[:3])
         logger.warning(
             "%s: %d of %d listed videos are missing and skipped (e.g. %s)", source, len(missing), total, examples
         )
+
+
+def finish_split(
+    records: List[VideoRecord], missing: List[str], source: str, fmt: str, class_names: Optional[List[str]],
+    *, num_listed: int, num_classes: Optional[int] = None, class_file: str = "", searched: str = "",
+) -> SplitAnnotations:
+    """The checks every annotation source ends with: the class list fits ``MODEL.NUM_CLASSES``, missing
+    videos are reported in one line, and at least one listed video exists.
+
+    Args:
+        num_listed: videos the source lists (existing and missing).
+        class_file: the file the class list came from (for the message; default ``source``).
+        searched: appended to the "none exists" error (where the videos were looked for).
+    """
+    if num_classes is not None and class_names is not None and len(class_names) > num_classes:
+        raise AnnotationError(
+            f"{class_file or source}: {len(class_names)} classes but MODEL.NUM_CLASSES={num_classes}"
+        )
+    report_missing(source, missing, num_listed)
+    if not records:
+        raise AnnotationError(f"{source}: none of the {num_listed} listed videos exists{searched}")
+    return SplitAnnotations(records, missing, source, fmt, class_names)
 
 
 def load_split(
@@ -460,11 +531,5 @@ def load_split(
         records = [VideoRecord(path, class_ids[name]) for name, path in found]
         missing, source, fmt, listed, searched = [], tree, "class_folders", found, ""
         class_names = sorted(class_ids, key=class_ids.get)
-    if num_classes is not None and class_names is not None and len(class_names) > num_classes:
-        raise AnnotationError(
-            f"{os.path.join(data_dir, CLASS_IDS_FILE)}: {len(class_names)} classes but MODEL.NUM_CLASSES={num_classes}"
-        )
-    _report_missing(source, missing, len(listed))
-    if not records:
-        raise AnnotationError(f"{source}: none of the {len(listed)} listed videos exists{searched}")
-    return SplitAnnotations(records, missing, source, fmt, class_names)
+    return finish_split(records, missing, source, fmt, class_names, num_listed=len(listed), num_classes=num_classes,
+                        class_file=os.path.join(data_dir, CLASS_IDS_FILE), searched=searched)

@@ -1,4 +1,5 @@
-"""The Kinetics data set: a map-style :class:`torch.utils.data.Dataset` with a real ``__len__``.
+"""The video data set: a map-style :class:`torch.utils.data.Dataset` with a real ``__len__``, one class for
+every annotation source (Kinetics, UCF101, HMDB51, Something-Something v2: :mod:`rs_video.data.sources`).
 
 Items are dicts (the contract with the engine):
 
@@ -42,7 +43,7 @@ index, attempt)`` only: the number of workers, persistent workers and resuming c
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
 in test mode.
 
-Which videos failed lives in shared memory, so :meth:`KineticsDataset.failure_report` in the main process
+Which videos failed lives in shared memory, so :meth:`VideoDataset.failure_report` in the main process
 includes every DataLoader worker, with ``fork``, ``spawn`` or ``persistent_workers``.
 """
 
@@ -59,12 +60,13 @@ import torch
 from rs_image.data.failures import FailurePolicy, FailureReport
 from rs_image.errors import DataError
 
-from .annotations import SplitAnnotations, VideoRecord, load_split
+from .annotations import SplitAnnotations, VideoRecord
 from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
 from .sampling import ClipSampler
+from .sources import load_annotations
 from .transforms import ClipTransform, build_clip_transform
 
-__all__ = ["KineticsDataset", "SplitInputs", "build_split_inputs", "build_video_dataset", "collate_clips", "MODES"]
+__all__ = ["VideoDataset", "SplitInputs", "build_split_inputs", "build_video_dataset", "collate_clips", "MODES"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class _DecodedViews:
     positions: List[torch.Tensor]  # per temporal view, the rows of ``frames`` that make its T-frame clip
 
 
-class KineticsDataset(torch.utils.data.Dataset):
+class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of videos (module docstring: item format, test views, broken input).
 
     Args:
@@ -275,7 +277,7 @@ class KineticsDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"KineticsDataset(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
+            f"VideoDataset(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
             f"sampler={self.sampler}, decoder={self.decoder.name}, source={self.source})"
         )
 
@@ -316,15 +318,12 @@ def build_split_inputs(cfg, split: str) -> SplitInputs:
     if split not in MODES:
         raise ValueError(f"split must be one of {MODES}, got {split!r}")
     data = cfg.DATA
-    annotations = load_split(
-        data.PATH_TO_DATA_DIR, split, path_prefix=data.PATH_PREFIX, separator=data.PATH_LABEL_SEPARATOR,
-        num_classes=int(cfg.MODEL.NUM_CLASSES),
-    )
+    annotations = load_annotations(cfg, split)  # the reader of DATA.DATASET (rs_video.data.sources)
     sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS, data.SHORT_CLIP_POLICY)
     return SplitInputs(annotations, sampler, build_clip_transform(cfg, split))
 
 
-def build_video_dataset(cfg, split: str) -> KineticsDataset:
+def build_video_dataset(cfg, split: str) -> VideoDataset:
     """Our loader's data set for ``split`` ("train", "val" or "test") from the config contract (docs/data.md).
 
     It is ``DATA.BACKEND: native``; the video task builds ``pytorchvideo``, the comparison backend, with
@@ -337,7 +336,7 @@ def build_video_dataset(cfg, split: str) -> KineticsDataset:
             "(DATA.BACKEND 'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset)"
         )
     annotations, sampler, transform = build_split_inputs(cfg, split)
-    return KineticsDataset(
+    return VideoDataset(
         annotations.records, split, sampler, transform, create_decoder(data.DECODER, int(data.DECODER_THREADS)),
         num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if split == "test" else 1,
         num_retries=int(data.NUM_RETRIES), max_failure_fraction=float(data.MAX_FAILURE_FRACTION),
