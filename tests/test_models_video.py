@@ -2,6 +2,7 @@
 
 import copy
 import logging
+import re
 
 import pytest
 import torch
@@ -20,7 +21,8 @@ TINY = dict(stage_widths=(8, 16, 16, 16), stage_depths=(1, 1, 1, 1), stem_width=
 
 def test_families_registered():
     names = rs_video.list_models()
-    assert [n for n in names if n.startswith("rs3d_")] == [f"rs3d_{d}" for d in (50, 101, 152, 200, 270, 350, 420)]
+    assert [n for n in names if re.fullmatch(r"rs3d_\d+", n)] == [f"rs3d_{d}" for d in (50, 101, 152, 200, 270, 350, 420)]
+    assert [n for n in names if n.endswith("_tf_mg")] == [f"rs3d_{d}_tf_mg" for d in (50, 101, 152, 200)]
     assert [n for n in names if n.startswith("rs2plus1d_")] == [f"rs2plus1d_{d}" for d in (50, 101, 152, 200)]
     assert {"slow_r50", "i3d_r50", "c2d_r50"} <= set(names)
 
@@ -47,7 +49,7 @@ def test_rs3d_50_defaults_follow_model_garden():
     assert "top1" not in rs_video.create_model("rs2plus1d_50").pretrained_cfg
 
 
-@pytest.mark.parametrize("name", ["rs3d_50", "rs2plus1d_50", "slow_r50", "i3d_r50", "c2d_r50"])
+@pytest.mark.parametrize("name", ["rs3d_50", "rs3d_50_tf_mg", "rs2plus1d_50", "slow_r50", "i3d_r50", "c2d_r50"])
 def test_forward_any_size_logits(name):
     m = rs_video.create_model(name, num_classes=10, **TINY)
     for shape in [(2, 3, 8, 64, 64), (1, 3, 4, 96, 128), (1, 3, 16, 32, 48)]:
@@ -140,7 +142,7 @@ def test_center_inflated_family_with_self_gating_equals_2d_on_static_clip(name, 
     src_name = VIDEO_MODELS.get(name).pretrained_cfg.inflate_from
     # Every member of the family (and its 2D source) differs from this one only in its depths, which
     # SMALL overrides: this test covers all of them.
-    for member in rs_video.list_models(f"{family}_*"):
+    for member in [n for n in rs_video.list_models(f"{family}_*") if re.fullmatch(rf"{family}_\d+", n)]:
         entry = VIDEO_MODELS.get(member)
         assert _without_depth(entry.arch) == _without_depth(VIDEO_MODELS.get(name).arch)
         assert _without_depth(IMAGE_MODELS.get(entry.pretrained_cfg.inflate_from).arch) == _without_depth(
@@ -426,7 +428,7 @@ def test_channels_last_3d_and_bf16_autocast():
     assert out_bf16.dtype == torch.bfloat16 and (out_bf16.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
 
 
-@pytest.mark.parametrize("name", ["rs3d_50", "rs2plus1d_50"])
+@pytest.mark.parametrize("name", ["rs3d_50", "rs3d_50_tf_mg", "rs2plus1d_50"])
 def test_compile_forward_has_no_graph_breaks(name):
     import torch._dynamo
 

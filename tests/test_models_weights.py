@@ -127,7 +127,7 @@ def test_url_of_any_registered_format(tmp_path, monkeypatch):
 def test_unknown_sources_fail_clearly(tmp_path):
     np.savez(tmp_path / "w.npz", stem=np.zeros(3))
     with pytest.raises(WeightsError, match=r"cannot read weights from .*w\.npz \(torch\); \.npz is not a registered "
-                                           r"weights suffix \(\.h5, \.pt, \.pth, \.pyth, \.safetensors\)"):
+                                           r"weights suffix \(\.h5, \.index, \.pt, \.pth, \.pyth, \.safetensors\)"):
         resolve_weights(tmp_path / "w.npz")
     with pytest.raises(WeightsError, match=r"unrecognised state dict format .*first keys: \['fc1.weight'\]"):
         resolve_weights({"fc1.weight": torch.zeros(2, 2)})

@@ -9,9 +9,10 @@ inflation have the same parameter names and the same forward code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Tuple, Union
+from typing import Callable, List, Sequence, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -20,9 +21,64 @@ __all__ = [
     "SelfGating",
     "Conv2plus1d",
     "tran_mid_channels",
+    "tf_same_pads",
+    "TFSameConv2d",
+    "TFSameConv3d",
+    "TFSameMaxPool2d",
+    "TFSameMaxPool3d",
 ]
 
 Size = Union[int, Tuple[int, ...]]
+PADDINGS = ("symmetric", "tf_same")
+
+
+def tf_same_pads(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int]) -> List[int]:
+    """``F.pad`` amounts (last dim first) of TF/Keras ``padding='same'`` for an input of ``sizes``.
+
+    TF makes ``ceil(n / s)`` outputs and pads ``total = max((ceil(n / s) - 1) * s + k - n, 0)``,
+    ``total // 2`` before and the rest after: (0, 1) for a stride-2 3x3 on an even size, (1, 2) for a
+    stride-2 5-tap on an even size, where PyTorch's symmetric ``k // 2`` pads (1, 1) and (2, 2).
+    """
+    pads: List[int] = []
+    for n, k, s in zip(reversed(list(sizes)), reversed(list(kernel)), reversed(list(stride))):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return pads
+
+
+class _TFSamePadding:
+    """Mixin: pad the input as TF 'same' does for its size, then run the layer unpadded.
+
+    Only strided layers need it: at stride 1 an odd kernel pads (k - 1) / 2 on both sides, PyTorch's own
+    padding. Parameter names are those of the plain layer, so weights move between both kinds freely.
+    """
+
+    pad_value = 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dims = x.dim() - 2
+        kernel, stride = (v if isinstance(v, tuple) else (v,) * dims for v in (self.kernel_size, self.stride))
+        return super().forward(F.pad(x, tf_same_pads(x.shape[2:], kernel, stride), value=self.pad_value))
+
+
+class TFSameConv2d(_TFSamePadding, nn.Conv2d):
+    """``nn.Conv2d`` with TF 'same' padding (build it with ``padding=0``)."""
+
+
+class TFSameConv3d(_TFSamePadding, nn.Conv3d):
+    """``nn.Conv3d`` with TF 'same' padding (build it with ``padding=0``)."""
+
+
+class TFSameMaxPool2d(_TFSamePadding, nn.MaxPool2d):
+    """``nn.MaxPool2d`` with TF 'same' padding: padded positions never win (-inf)."""
+
+    pad_value = float("-inf")
+
+
+class TFSameMaxPool3d(_TFSamePadding, nn.MaxPool3d):
+    """``nn.MaxPool3d`` with TF 'same' padding: padded positions never win (-inf)."""
+
+    pad_value = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -33,16 +89,24 @@ class Ops:
         dims: 2 for images (N, C, H, W), 3 for video (N, C, T, H, W).
         factorized: in 3D, build every k x k spatial conv that has a temporal kernel > 1 as a
             (2+1)D pair (spatial 1 x k x k, then temporal t x 1 x 1), Tran et al. 2018.
+        padding: ``"symmetric"`` (``k // 2`` on both sides, as the TF1 / Keras ResNet-RS code pads) or
+            ``"tf_same"``: strided convs and max-pools pad as TF/Keras ``'same'`` does, from the input size
+            (:func:`tf_same_pads`), as TF Model Garden's 3D ResNet-RS does.
     """
 
     dims: int = 2
     factorized: bool = False
+    padding: str = "symmetric"
 
     def __post_init__(self) -> None:
         if self.dims not in (2, 3):
             raise ValueError(f"Ops.dims must be 2 or 3, got {self.dims}")
         if self.factorized and self.dims != 3:
             raise ValueError("(2+1)D factorisation needs dims=3")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"Ops.padding must be one of {PADDINGS}, got {self.padding!r}")
+        if self.factorized and self.padding != "symmetric":
+            raise ValueError("(2+1)D convs pad symmetrically; 'tf_same' padding is for plain convs")
 
     # Layer classes -------------------------------------------------------------------------
     @property
@@ -67,9 +131,17 @@ class Ops:
             return spatial
         return (temporal, spatial, spatial)
 
-    def padding(self, temporal_kernel: int, spatial_kernel: int) -> Size:
+    def symmetric_padding(self, temporal_kernel: int, spatial_kernel: int) -> Size:
         """Symmetric 'same' padding; equals TF's fixed padding for odd kernels."""
         return self.size(temporal_kernel // 2, spatial_kernel // 2) if self.dims == 3 else spatial_kernel // 2
+
+    def _tf_same_needed(self, kernels: Tuple[int, int], strides: Tuple[int, int]) -> bool:
+        """Whether TF 'same' differs from symmetric padding at some input size: a strided dim with a
+        kernel > 1, or an even kernel (a stride-1 odd kernel pads (k - 1) / 2 each side, and a 1-tap
+        never pads)."""
+        if self.padding != "tf_same":
+            return False
+        return any((s > 1 and k > 1) or k % 2 == 0 for k, s in zip(kernels, strides))
 
     def conv(
         self,
@@ -81,13 +153,17 @@ class Ops:
         temporal_stride: int = 1,
         bias: bool = False,
     ) -> nn.Module:
-        """A (possibly spatio-temporal) convolution with symmetric padding."""
-        return self.conv_cls(
+        """A (possibly spatio-temporal) convolution, padded as :attr:`padding` says."""
+        if self._tf_same_needed((temporal_kernel, kernel), (temporal_stride, stride)):
+            cls, padding = (TFSameConv2d if self.dims == 2 else TFSameConv3d), 0
+        else:
+            cls, padding = self.conv_cls, self.symmetric_padding(temporal_kernel, kernel)
+        return cls(
             in_channels,
             out_channels,
             kernel_size=self.size(temporal_kernel, kernel),
             stride=self.size(temporal_stride, stride),
-            padding=self.padding(temporal_kernel, kernel),
+            padding=padding,
             bias=bias,
         )
 
@@ -105,12 +181,13 @@ class Ops:
         return nn.AdaptiveAvgPool2d(1) if self.dims == 2 else nn.AdaptiveAvgPool3d(1)
 
     def max_pool(self, kernel: int, stride: int, temporal_kernel: int = 1, temporal_stride: int = 1) -> nn.Module:
-        cls = nn.MaxPool2d if self.dims == 2 else nn.MaxPool3d
-        return cls(
-            self.size(temporal_kernel, kernel),
-            self.size(temporal_stride, stride),
-            padding=self.padding(temporal_kernel, kernel),
-        )
+        """Max-pool, padded as :attr:`padding` says (padding never wins the max)."""
+        if self._tf_same_needed((temporal_kernel, kernel), (temporal_stride, stride)):
+            cls, padding = (TFSameMaxPool2d if self.dims == 2 else TFSameMaxPool3d), 0
+        else:
+            cls = nn.MaxPool2d if self.dims == 2 else nn.MaxPool3d
+            padding = self.symmetric_padding(temporal_kernel, kernel)
+        return cls(self.size(temporal_kernel, kernel), self.size(temporal_stride, stride), padding=padding)
 
     def temporal_pool(self, kernel: int) -> nn.Module:
         """Max-pool over time only, kernel = stride, no padding (C2D / I3D halve T after res2).

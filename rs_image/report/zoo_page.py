@@ -40,6 +40,7 @@ _TIMM_WEIGHTS = {
 def _arch_label(name: str) -> str:
     for pattern, fmt in (
         (r"^rs3d_(\d+)$", "3D ResNet-RS-{}"),
+        (r"^rs3d_(\d+)_tf_mg$", "3D ResNet-RS-{}, TF Model Garden's exact network"),
         (r"^rs2plus1d_(\d+)$", "(2+1)D ResNet-RS-{}"),
         (r"^slow_r(\d+)$", "Slow R{} (PyTorchVideo arch.)"),
         (r"^i3d_r(\d+)$", "I3D R{} (PyTorchVideo arch.)"),
@@ -73,6 +74,8 @@ def weights_status(spec: ModelSpec) -> str:
         return "; ".join(parts) or "none published"
     if base in _PTV_CHECKPOINTS:
         return f"PyTorchVideo zoo `{_PTV_CHECKPOINTS[base]}` loads with `pretrained=`"
+    if base.endswith("_tf_mg"):
+        return "none published (Model Garden released none); its TF2 checkpoints convert: `tools/convert_tf_checkpoint.py`"
     if spec.cfg.get("inflate_from"):
         return f"none published; train, or inflate `{spec.cfg['inflate_from']}` ImageNet weights (`inflate_from=`)"
     return "none published"

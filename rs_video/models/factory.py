@@ -27,12 +27,13 @@ def create_model(
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
 ) -> nn.Module:
-    """Create a video model: ``rs3d_{50..420}``, ``rs2plus1d_{50..200}``, ``slow_r50``, ``i3d_r50``, ``c2d_r50``.
+    """Create a video model: ``rs3d_{50..420}``, ``rs3d_*_tf_mg``, ``rs2plus1d_{50..200}``, ``slow/i3d/c2d_r50``.
 
     Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
 
     Args:
-        pretrained: video weights (native or PyTorchVideo), loaded strictly: a path, URL, state dict or
+        pretrained: video weights (native, PyTorchVideo or, for ``*_tf_mg``, a TF Model Garden checkpoint),
+            loaded strictly: a path, URL, state dict or
             checkpoint dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`).
         inflate_from: 2D ResNet-RS weights to inflate (:func:`rs_video.inflate`, which logs its report):
             any weights source (native/timm/Keras ``.h5``), or an ``rs_image`` model name (that model at

@@ -11,6 +11,12 @@ the stem keeps the 2D model's stride-2 3x3 conv instead of the 3D max-pool, the 
 ResNet-D (1,2,2) average pool + 1x1 conv instead of a strided 1x1 conv, the last BN gamma is zero-initialised,
 and there is no 1001-class background logit.
 
+``rs3d_{50,101,152,200}_tf_mg`` are the Model Garden network itself (``resnet_3d_rs`` at the K400 yaml), the
+same core with other settings: the stem's three convs followed by the [1,3,3] stride-(1,2,2) max-pool,
+strided 1x1x1 conv + BN shortcuts, TF 'same' padding (asymmetric where strided), no zero-init, inputs in
+[0, 1] without mean/std. A Model Garden TF2 checkpoint converts into them (``rs_video.models.model_garden``,
+``tools/convert_tf_checkpoint.py``); equivalence and counts: docs/model_garden.md.
+
 ``slow_r50`` / ``i3d_r50`` / ``c2d_r50`` are PyTorchVideo's hub architectures expressed with the same core:
 7x7 stem with max-pool, strided 1x1 conv shortcuts, no SE.
 """
@@ -74,6 +80,31 @@ for _depth in (50, 101, 152, 200, 270, 350, 420):
             name=f"rs3d_{_depth}",
             arch=dict(_RS3D_ARCH, stage_depths=STAGE_DEPTHS[_depth]),
             pretrained_cfg=_rs_video_cfg(_depth),
+        )
+    )
+
+# The Model Garden network, exactly (resnet_3d.py / nn_blocks_3d.py of tf-models-official 2.20.0).
+_RS3D_TF_MG_ARCH = dict(
+    _RS3D_ARCH,
+    ops=Ops(3, padding="tf_same"),
+    stem_type="deep_maxpool",  # conv [5,3,3]/(2,2,2) 32 -> [1,3,3] 32 -> [1,3,3] 64, max-pool [1,3,3]/(1,2,2)
+    stem_pool_temporal_stride=1,  # stem_pool_temporal_stride 1: the pool's temporal kernel is 1 too
+    shortcut="conv",  # strided 1x1x1 conv ('valid') + BN
+    zero_init_last=False,  # Keras BN gamma starts at 1
+)
+# MG feeds RGB / 255 without mean/std (zero_centering_image false).
+_MG_MEAN = (0.0, 0.0, 0.0)
+_MG_STD = (1.0, 1.0, 1.0)
+
+for _depth in (50, 101, 152, 200):
+    VIDEO_MODELS.register(
+        ModelEntry(
+            name=f"rs3d_{_depth}_tf_mg",
+            arch=dict(_RS3D_TF_MG_ARCH, stage_depths=STAGE_DEPTHS[_depth]),
+            pretrained_cfg=_rs_video_cfg(_depth).replace(
+                mean=_MG_MEAN, std=_MG_STD, inflate_from=None,
+                top1_source="TF Model Garden R3D-RS (this network, trained by the Model Garden)",
+            ),
         )
     )
 

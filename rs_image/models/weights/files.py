@@ -2,7 +2,9 @@
 
 Built-in readers: torch files (``.pth``/``.pt``/``.pyth``, ``torch.load(weights_only=True)``; any other
 suffix is read as a torch file too, since ``torch.save`` files carry any name, e.g. ``.pth.tar``),
-``.safetensors``, and the official Keras ``.h5`` files (:mod:`.keras_h5`). Another package adds a format
+``.safetensors``, the official Keras ``.h5`` files (:mod:`.keras_h5`) and TensorFlow 2 checkpoints
+(:mod:`.tf_checkpoint`: the ``.index`` file, the checkpoint prefix, or a folder with a ``checkpoint`` state
+file). Another package adds a format
 with :func:`register_file_reader`. A reader returns what the file holds: a state dict, or a checkpoint
 dict that :mod:`.resolver` unwraps.
 """
@@ -20,6 +22,7 @@ from rs_image.fileio import atomic_path
 
 from .keras_h5 import convert_keras_h5
 from .strict_load import WeightsError
+from .tf_checkpoint import read_tf_checkpoint, tf_checkpoint_index
 
 __all__ = ["register_file_reader", "read_weights_file", "save_state_dict"]
 
@@ -46,11 +49,14 @@ def _read_safetensors(path: str) -> Any:
 register_file_reader("torch", (".pth", ".pt", ".pyth"), _read_torch)
 register_file_reader("safetensors", (".safetensors",), _read_safetensors)
 register_file_reader("keras", (".h5",), convert_keras_h5)
+register_file_reader("tf-checkpoint", (".index",), read_tf_checkpoint)
 
 
 def read_weights_file(path: Union[str, os.PathLike]) -> Tuple[Any, str]:
     """What the weights file ``path`` holds and the name of the format it was read as."""
     path = os.fspath(path)
+    if not os.path.isfile(path) or Path(path).suffix.startswith(".data-"):
+        path = tf_checkpoint_index(path) or path  # a TF checkpoint named by its prefix, folder or data file
     if not os.path.isfile(path):
         raise WeightsError(f"weights file not found: {path}")
     if os.path.getsize(path) == 0:
