@@ -56,7 +56,8 @@ def _rank_main(rank: int, world: int, port: int, root: str, out: str) -> None:
             with open(out, "w") as handle:
                 json.dump({"num_views": agg.view_counts.tolist(), "scores": agg.scores.tolist(),
                            "labels": agg.labels.tolist(), "shard": len(sharded), "refused": refused,
-                           "evaluated": summary.num_evaluated}, handle)
+                           "evaluated": summary.num_evaluated, "view_hits": agg.view_hits.tolist(),
+                           "clip_top1": summary.clip_top1}, handle)
     finally:
         dist.destroy_process_group()
 
@@ -72,5 +73,8 @@ def test_two_gloo_processes_count_every_view_once(tmp_path):
     # Each video's class gets 1 + 2 + 3 = 6 exactly once.
     for video, scores in enumerate(result["scores"]):
         assert scores[video % 4] == 6.0 and sum(scores) == 6.0
+    # Per-view hits are reduced the same way: videos 0 and 1 score their label in all 3 views, video 2 (label 0,
+    # class 2 scored) in none at top-1 and all at top-4.
+    assert result["view_hits"] == [[3, 3], [3, 3], [0, 3]] and result["clip_top1"] == 100.0 * 6 / 9
     # A padding sampler's duplicate is detected on every rank instead of silently summed.
     assert "1 (sample, view) pairs were scored on more than one process" in result["refused"]

@@ -174,6 +174,9 @@ def test_two_step_training_image_task_cli_bf16_precise_bn(tmp_path):
     assert state["global_step"] == 4  # 8 images / batch 2
     rows = list(csv.DictReader(open(out / "preds" / "image.csv")))
     assert any(r["name"].endswith("broken.jpg") and r["views"] == "0" for r in rows)
+    # the report names the image classes by their folders; the broken file is in no class's support
+    per_class = list(csv.DictReader(open(out / "per_class.csv")))
+    assert [(r["name"], r["support"]) for r in per_class] == [(f"class{c}", "1") for c in range(4)]
 
 
 def test_video_task_on_real_video_files(tmp_path):

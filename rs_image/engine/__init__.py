@@ -24,7 +24,7 @@ from .config import (
     validate_cfg,
 )
 from .evaluator import MultiViewAggregator, MultiViewSummary, evaluate_single_view
-from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, Validator
+from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, TrainingCurves, Validator
 from .inference import run_test
 from .launch import launch, run_cli, test_main, train_main
 from .samplers import ResumableDistributedSampler, ShardedEvalSampler
@@ -34,7 +34,7 @@ from .trainer import NonFiniteLossError, Trainer
 __all__ = [
     "CfgNode", "ConfigError", "ConfigKeyError", "Rule", "add_config_extension", "get_cfg", "load_config",
     "save_config", "validate_cfg", "Trainer", "NonFiniteLossError", "Hook", "MetricLogger", "PreciseBN",
-    "Checkpointer", "Validator", "run_test", "TooManyFailuresError", "Task", "ImageTask", "get_task",
+    "Checkpointer", "Validator", "TrainingCurves", "run_test", "TooManyFailuresError", "Task", "ImageTask", "get_task",
     "register_task", "MultiViewAggregator", "MultiViewSummary", "ShardedEvalSampler", "ResumableDistributedSampler",
     "evaluate_single_view", "CheckpointError", "find_resume_checkpoint", "load_checkpoint", "launch", "run_cli",
     "train_main", "test_main",

@@ -178,8 +178,11 @@ _C.TEST.ENABLE = True
 _C.TEST.BATCH_SIZE = 8
 # "" = the newest good checkpoint under OUTPUT_DIR/checkpoints.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
-# How the views of a sample are combined: "sum" or "max" of the softmax scores.
+# How the views of a sample are combined: "sum" or "max" (per class) of their ENSEMBLE_SCORES.
 _C.TEST.ENSEMBLE_METHOD = "sum"
+# What is combined: "prob" (softmax probabilities of each view; mmaction2 average_clips='prob', SlowFast)
+# or "logit" (the raw logits; mmaction2 average_clips='score'). Single-view (clip) accuracy is the same.
+_C.TEST.ENSEMBLE_SCORES = "prob"
 # Per-sample predictions (CSV); "" = OUTPUT_DIR/test_predictions.csv. Relative paths are under OUTPUT_DIR.
 _C.TEST.SAVE_RESULTS_PATH = ""
 # Evaluate the EMA weights when the checkpoint has them.
@@ -264,6 +267,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
     "TRAIN.COMPILE_BACKEND": ("inductor", "aot_eager", "eager"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),
     "TEST.ENSEMBLE_METHOD": ("sum", "max"),
+    "TEST.ENSEMBLE_SCORES": ("prob", "logit"),
 }
 
 RULES: List[Rule] = [

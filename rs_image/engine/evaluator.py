@@ -1,8 +1,11 @@
 """Evaluation: single-view validation during training and the multi-view test of ``tools/test_net.py``.
 
 Multi-view test (SlowFast protocol): every video is seen as ``TEST.NUM_ENSEMBLE_VIEWS`` temporal clips x
-``TEST.NUM_SPATIAL_CROPS`` spatial crops; the softmax scores of its views are summed (or, with
-``TEST.ENSEMBLE_METHOD max``, maximised per class) and top-1/top-5 are computed on the aggregate.
+``TEST.NUM_SPATIAL_CROPS`` spatial crops; the scores of its views (softmax probabilities, or logits with
+``TEST.ENSEMBLE_SCORES logit``: :func:`view_scores`) are summed (or, with ``TEST.ENSEMBLE_METHOD max``,
+maximised per class) and top-1/top-5 are computed on the aggregate (video level). Each view's own top-1 /
+top-5 hit is counted as it arrives, which gives the single-view (clip level) accuracy of the same videos;
+per-class results and the confusion counts come from the aggregate (:mod:`~rs_image.engine.class_metrics`).
 
 Counting every video exactly once with several processes: the test set is split with
 :class:`~rs_image.engine.samplers.ShardedEvalSampler` (process ``r`` takes the ``r``-th contiguous block of
@@ -25,7 +28,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Set
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Set
 
 import torch
 from torch import nn
@@ -36,8 +39,11 @@ from tqdm import tqdm
 from rs_image.fileio import atomic_write
 
 from . import distributed as du
+from .class_metrics import ClassStats, class_stats
 
 __all__ = [
+    "ENSEMBLE_SCORES",
+    "view_scores",
     "MultiViewAggregator",
     "MultiViewSummary",
     "failed_mask",
@@ -46,6 +52,20 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: what the views of a sample are ensembled on (``TEST.ENSEMBLE_SCORES``)
+ENSEMBLE_SCORES = ("prob", "logit")
+_SCORE_WORDS = {"prob": "softmax probabilities", "logit": "logits"}
+
+
+def view_scores(logits: torch.Tensor, kind: str = "prob") -> torch.Tensor:
+    """The per-view class scores that are ensembled: float32 softmax probabilities (``"prob"``, mmaction2's
+    ``average_clips='prob'``) or the float32 logits themselves (``"logit"``, ``average_clips='score'``)."""
+    if kind == "prob":
+        return F.softmax(logits.float(), dim=1)
+    if kind == "logit":
+        return logits.float()
+    raise ValueError(f"ensemble scores must be one of {ENSEMBLE_SCORES}, got {kind!r}")
 
 
 def failed_mask(batch: Dict[str, Any], batch_size: int) -> torch.Tensor:
@@ -58,7 +78,12 @@ def failed_mask(batch: Dict[str, Any], batch_size: int) -> torch.Tensor:
 
 @dataclass
 class MultiViewSummary:
-    """Result of a multi-view evaluation."""
+    """Result of a multi-view evaluation (accuracies in %, over the evaluated samples).
+
+    ``top1`` / ``top5`` are video level (the ensemble of all views), ``clip_top1`` / ``clip_top5`` single
+    view (every view of the same videos scored alone), ``per_class`` the per-class results and confusion
+    counts (:class:`~rs_image.engine.class_metrics.ClassStats`).
+    """
 
     top1: float
     top5: float
@@ -70,20 +95,46 @@ class MultiViewSummary:
     views_per_sample: int
     method: str
     topk: int = 5
+    scores: str = "prob"
+    clip_top1: float = float("nan")
+    clip_top5: float = float("nan")
+    mean_class_accuracy: float = float("nan")
+    num_classes_with_support: int = 0
+    per_class: Optional[ClassStats] = None
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> Dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+    def as_dict(self, per_class: bool = True) -> Dict[str, Any]:
+        """The flat fields, ``extra``, and with ``per_class`` one dict per class (see :meth:`ClassStats.rows`)."""
+        d = {k: v for k, v in self.__dict__.items() if k not in ("extra", "per_class")}
+        if per_class and self.per_class is not None:
+            d["per_class"] = self.per_class.rows()
         d.update(self.extra)
         return d
 
     def format(self) -> str:
         return (
-            f"top-1 {self.top1:.2f}%  top-{self.topk} {self.top5:.2f}%  ({self.method} of "
-            f"{self.views_per_sample} views)  evaluated {self.num_evaluated} / {self.num_samples}, "
-            f"failed {self.num_failed} (failed views {self.num_failed_views}; {self.num_incomplete} of the failed "
-            f"had some usable views)"
+            f"top-1 {self.top1:.2f}%  top-{self.topk} {self.top5:.2f}%  ({self.method} of the "
+            f"{_SCORE_WORDS.get(self.scores, self.scores)} of {self.views_per_sample} views)  evaluated "
+            f"{self.num_evaluated} / {self.num_samples}, failed {self.num_failed} (failed views "
+            f"{self.num_failed_views}; {self.num_incomplete} of the failed had some usable views)"
         )
+
+    def format_details(self) -> List[str]:
+        """Lines that follow :meth:`format`: single view vs ensemble (with several views), and the mean class
+        accuracy."""
+        lines = []
+        if self.views_per_sample > 1:
+            lines.append(
+                f"single view (clip level) top-1 {self.clip_top1:.2f}%  top-{self.topk} {self.clip_top5:.2f}%; "
+                f"ensemble of {self.views_per_sample} views (video level) top-1 {self.top1:.2f}%  "
+                f"top-{self.topk} {self.top5:.2f}% ({self.top1 - self.clip_top1:+.2f} top-1 points from the ensemble)"
+            )
+        if self.per_class is not None:
+            lines.append(
+                f"mean class accuracy {self.mean_class_accuracy:.2f}% over the {self.num_classes_with_support} "
+                f"classes with test samples (of {self.per_class.num_classes})"
+            )
+        return lines
 
 
 class MultiViewAggregator:
@@ -95,32 +146,45 @@ class MultiViewAggregator:
     since the per-sample sums can no longer be corrected; the engine's
     :class:`~rs_image.engine.samplers.ShardedEvalSampler` never repeats an index.
 
+    Besides the per-sample ensemble it counts, per sample, the views whose own top-1 / top-k was right
+    (:attr:`view_hits`), so that the single-view accuracy needs no per-view scores kept.
+
     Usage (every process)::
 
-        agg = MultiViewAggregator(dataset.num_videos, num_classes, "sum")
+        agg = MultiViewAggregator(dataset.num_videos, num_classes, "sum", "prob")
         for batch in loader:
-            agg.update(model(x).softmax(1), batch["label"], batch["video_index"], batch["view_index"],
-                       batch["failed"])
+            agg.update(view_scores(model(x), "prob"), batch["label"], batch["video_index"],
+                       batch["view_index"], batch["failed"])
         agg.synchronize()                              # collective; every process ends with the total
-        summary = agg.summarize(views_per_sample=dataset.num_views)
+        summary = agg.summarize(views_per_sample=dataset.num_views, class_names=names)
 
     Args:
         num_samples: number of videos (or images); sample ids are ``0 .. num_samples - 1``.
         num_classes: score width.
         method: ``"sum"`` (sum of scores) or ``"max"`` (element-wise maximum over views).
+        scores: what the caller passes to :meth:`update` (:func:`view_scores`): ``"prob"`` or ``"logit"``;
+            it names the ensemble in the summary.
+        topk: the k of the top-k accuracies (clamped to ``num_classes``).
     """
 
     _VIEW_BITS = 20  # a (sample, view) key is sample << 20 | view
 
-    def __init__(self, num_samples: int, num_classes: int, method: str = "sum") -> None:
+    def __init__(self, num_samples: int, num_classes: int, method: str = "sum", scores: str = "prob",
+                 topk: int = 5) -> None:
         if method not in ("sum", "max"):
             raise ValueError(f"ensemble method must be 'sum' or 'max', got {method!r}")
+        if scores not in ENSEMBLE_SCORES:
+            raise ValueError(f"ensemble scores must be one of {ENSEMBLE_SCORES}, got {scores!r}")
         self.num_samples, self.num_classes, self.method = num_samples, num_classes, method
+        self.score_kind = scores
+        self.topk = min(topk, num_classes)
         fill = 0.0 if method == "sum" else -math.inf
         self.scores = torch.full((num_samples, num_classes), fill, dtype=torch.float64)
         self.labels = torch.full((num_samples,), -1, dtype=torch.long)
         self.view_counts = torch.zeros(num_samples, dtype=torch.long)
         self.failed_views = torch.zeros(num_samples, dtype=torch.long)
+        #: (num_samples, 2): views of the sample whose own top-1 (column 0) / top-k (column 1) was right
+        self.view_hits = torch.zeros(num_samples, 2, dtype=torch.long)
         self._seen: Set[int] = set()
 
     def update(
@@ -165,6 +229,9 @@ class MultiViewAggregator:
         else:
             self.scores.scatter_reduce_(0, rows[:, None].expand_as(sel), sel, "amax", include_self=True)
         self.view_counts.index_add_(0, rows, torch.ones_like(rows))
+        if rows.numel():
+            hits = sel.topk(self.topk, dim=1).indices == labels[~failed][:, None]
+            self.view_hits.index_add_(0, rows, torch.stack([hits[:, 0], hits.any(dim=1)], dim=1).long())
 
     def _gather_keys(self, device: torch.device) -> List[torch.Tensor]:
         """Every process's (sample, view) keys (collective)."""
@@ -199,7 +266,8 @@ class MultiViewAggregator:
         scores = self.scores.to(backend_device)
         (du.all_reduce_sum if self.method == "sum" else du.all_reduce_max)(scores)
         self.scores = scores.cpu()
-        for name, reduce in (("labels", du.all_reduce_max), ("view_counts", du.all_reduce_sum), ("failed_views", du.all_reduce_sum)):
+        for name, reduce in (("labels", du.all_reduce_max), ("view_counts", du.all_reduce_sum), ("failed_views", du.all_reduce_sum),
+                             ("view_hits", du.all_reduce_sum)):
             t = getattr(self, name).to(backend_device)
             reduce(t)
             setattr(self, name, t.cpu())
@@ -217,23 +285,29 @@ class MultiViewAggregator:
         """Samples whose views were all scored (none failed or missing): the ones that are evaluated."""
         return (self.view_counts >= views_per_sample) & (self.failed_views == 0) & (self.view_counts > 0)
 
-    def summarize(self, views_per_sample: int = 1, topk: int = 5) -> MultiViewSummary:
-        """Top-1 / top-k (in %) over the samples whose ``views_per_sample`` views were all scored.
+    def summarize(self, views_per_sample: int = 1, class_names: Optional[Sequence[str]] = None) -> MultiViewSummary:
+        """Accuracies (in %) over the samples whose ``views_per_sample`` views were all scored.
 
         A sample with a failed or missing view counts as failed (the data set marks a broken file's
         remaining views failed, so its few decoded views would give it a different, easier protocol);
-        ``num_incomplete`` says how many of the failed samples had some usable views.
+        ``num_incomplete`` says how many of the failed samples had some usable views. Video level
+        (``top1``, ``top5``: the ensemble), clip level (``clip_top1``, ``clip_top5``: every view of the
+        same samples alone), per class and the confusion counts (named by ``class_names``; indices where
+        missing), and the mean class accuracy.
         """
         ok = self.complete_mask(views_per_sample)
         n_ok = int(ok.sum())
-        k = min(topk, self.num_classes)
-        top1 = topk_acc = float("nan")
+        k = self.topk
+        top1 = topk_acc = clip_top1 = clip_topk = float("nan")
+        s, y = self.scores[ok], self.labels[ok]
         if n_ok:
-            s, y = self.scores[ok], self.labels[ok]
             pred = s.topk(k, dim=1).indices
             hits = pred == y[:, None]
             top1 = 100.0 * hits[:, 0].float().mean().item()
             topk_acc = 100.0 * hits.any(dim=1).float().mean().item()
+            clip_hits, clip_views = self.view_hits[ok].sum(dim=0), int(self.view_counts[ok].sum())
+            clip_top1, clip_topk = (100.0 * clip_hits.double() / clip_views).tolist()
+        per_class = class_stats(s, y, k, class_names)
         # A view is failed when its item said so or when it never arrived (a collate that drops items).
         expected = torch.maximum(torch.full_like(self.view_counts, views_per_sample), self.view_counts)
         failed_views = int((expected - self.view_counts).sum())
@@ -242,10 +316,13 @@ class MultiViewAggregator:
             top1=top1, top5=topk_acc, num_samples=self.num_samples, num_evaluated=n_ok,
             num_failed=self.num_samples - n_ok, num_failed_views=failed_views,
             num_incomplete=incomplete, views_per_sample=views_per_sample, method=self.method, topk=k,
+            scores=self.score_kind, clip_top1=clip_top1, clip_top5=clip_topk,
+            mean_class_accuracy=per_class.mean_class_accuracy,
+            num_classes_with_support=per_class.num_classes_with_support, per_class=per_class,
         )
 
     def mean_scores(self) -> torch.Tensor:
-        """Per-sample scores normalised per view for ``sum`` (mean probability); raw for ``max``."""
+        """Per-sample scores normalised per view for ``sum`` (mean probability or logit); raw for ``max``."""
         if self.method == "sum":
             return self.scores / self.view_counts.clamp(min=1).to(self.scores.dtype)[:, None]
         return self.scores
@@ -259,8 +336,8 @@ def write_predictions(
     views_per_sample: int = 1,
 ) -> None:
     """Write one CSV row per sample: index, name, label, views used, failed views (failed or missing),
-    top-k classes and scores (space separated; mean probability for ``sum``), top-1 correct. Failed
-    samples have empty predictions. Written atomically."""
+    top-k classes and scores (space separated; the mean probability or logit for ``sum``), top-1 correct.
+    Failed samples have empty predictions. Written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     k = min(topk, aggregator.num_classes)

@@ -11,6 +11,8 @@ The default list (:meth:`rs_image.engine.Trainer.build_hooks`), in the order eve
    validating loses no training.
 4. :class:`Validator` - single-view validation of the raw and EMA weights every ``TRAIN.EVAL_PERIOD``
    epochs and after the last one, with the training RNG state preserved around it.
+5. :class:`TrainingCurves` - at the end, ``training_curves.png`` from ``metrics.jsonl`` (with matplotlib);
+   last, so that the file already holds the final validation and the ``done`` record.
 
 Write your own by subclassing :class:`Hook` and overriding ``build_hooks``.
 """
@@ -23,13 +25,16 @@ from typing import Any, Dict, Iterator
 
 import torch
 
+from rs_image.errors import DataError
 from rs_image.recipe import ema_decay_at, update_precise_bn
+from rs_image.report.curves import write_training_curves
 
 from . import distributed as du
 from .evaluator import evaluate_single_view
+from .logger import plotting_available
 from .runtime import preserve_rng
 
-__all__ = ["Hook", "MetricLogger", "PreciseBN", "Checkpointer", "Validator"]
+__all__ = ["Hook", "MetricLogger", "PreciseBN", "Checkpointer", "Validator", "TrainingCurves"]
 
 logger = logging.getLogger(__name__)
 
@@ -182,3 +187,18 @@ class Validator(Hook):
         msg += f" ({raw['num_samples']} samples" + (f", {raw['num_failed']} failed)" if raw["num_failed"] else ")")
         logger.info(msg)
         trainer.last_metrics = {f"val_{k}": v for k, v in record.items()}
+
+
+class TrainingCurves(Hook):
+    """``OUTPUT_DIR/training_curves.png`` from ``metrics.jsonl`` after training (rank 0, when matplotlib is
+    installed; :func:`rs_image.report.curves.write_training_curves`, also ``tools/plot_metrics.py``)."""
+
+    def after_train(self, trainer: Any) -> None:
+        if not trainer.is_main or not plotting_available():
+            return
+        try:
+            path = write_training_curves(trainer.output_dir)
+        except DataError as error:  # e.g. a run that logged no step
+            logger.info("training curves not drawn: %s", error)
+            return
+        logger.info("training curves written to %s", path)

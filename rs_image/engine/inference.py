@@ -7,23 +7,36 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-from torch.nn import functional as F
 from tqdm import tqdm
 
 from rs_image.errors import TooManyFailuresError
 from rs_image.recipe import set_bn_momentum
+from rs_image.report.confusion import confusion_figure, most_confused_pairs
+from rs_image.report.figure import save_png
 
 from . import distributed as du
 from .checkpoint import CheckpointError, checkpoint_dir, find_resume_checkpoint
+from .class_metrics import ClassStats, write_confusion_csv, write_per_class_csv
 from .config import CfgNode, require_keys
-from .evaluator import MultiViewAggregator, MultiViewSummary, failed_mask, summary_to_json, write_predictions
-from .logger import MetricWriter, setup_logging
+from .evaluator import (
+    MultiViewAggregator,
+    MultiViewSummary,
+    failed_mask,
+    summary_to_json,
+    view_scores,
+    write_predictions,
+)
+from .logger import MetricWriter, plotting_available, setup_logging
 from .tasks import Task, get_task
 from .runtime import autocast_context, build_eval_loader, configure_determinism, seed_everything
 
 __all__ = ["run_test", "resolve_test_weights"]
 
 logger = logging.getLogger(__name__)
+
+PER_CLASS_FILE = "per_class.csv"
+CONFUSION_CSV = "confusion_matrix.csv"
+CONFUSION_PNG = "confusion_matrix.png"
 
 
 def resolve_test_weights(cfg: CfgNode) -> str:
@@ -44,11 +57,15 @@ def resolve_test_weights(cfg: CfgNode) -> str:
 def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     """Evaluate on the ``test`` split with ``TEST.NUM_ENSEMBLE_VIEWS x TEST.NUM_SPATIAL_CROPS`` views.
 
-    Softmax scores of the views of a video are summed (``TEST.ENSEMBLE_METHOD sum``) or maximised
-    (``max``); top-1/top-5 are computed over the videos with at least one decodable view. Rank 0 logs
-    the result with the numbers of videos evaluated and failed, writes per-video predictions (CSV, see
-    :func:`~rs_image.engine.evaluator.write_predictions`) and ``test_results.json`` to ``OUTPUT_DIR``, and
-    appends a ``test`` record to ``metrics.jsonl``.
+    The softmax probabilities (``TEST.ENSEMBLE_SCORES prob``) or logits (``logit``) of the views of a video
+    are summed (``TEST.ENSEMBLE_METHOD sum``) or maximised (``max``); top-1/top-5 are computed over the
+    videos whose views were all decoded, at video level (the ensemble) and at clip level (each view alone),
+    with per-class results (:mod:`~rs_image.engine.class_metrics`). Rank 0 logs the result with the numbers
+    of videos evaluated and failed and writes to ``OUTPUT_DIR``: per-video predictions (CSV, see
+    :func:`~rs_image.engine.evaluator.write_predictions`), ``test_results.json`` (the summary with a
+    ``per_class`` list), ``per_class.csv``, ``confusion_matrix.csv``, with matplotlib
+    ``confusion_matrix.png`` (and the same figure in TensorBoard when ``TENSORBOARD``), and appends a
+    ``test`` record (without the per-class list) to ``metrics.jsonl``.
 
     Raises:
         TooManyFailuresError: (after writing the results) when the fraction of failed videos exceeds
@@ -76,7 +93,8 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     loader = build_eval_loader(cfg, dataset, cfg.TEST.BATCH_SIZE, device, task.collate_fn())
     num_samples = task.num_test_samples(dataset)
     views = task.views_per_sample(dataset)
-    aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD)
+    aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD,
+                                     cfg.TEST.ENSEMBLE_SCORES)
     autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
     progress = dist.is_main and cfg.PROGRESS_BAR
     for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
@@ -85,10 +103,11 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         bad = failed_mask(batch, labels.numel())
         with autocast:
             logits = model(x)
-        probs = F.softmax(logits.float(), dim=1)
-        aggregator.update(probs, labels, batch[task.index_key], batch.get("view_index"), bad)
+        scores = view_scores(logits, cfg.TEST.ENSEMBLE_SCORES)
+        aggregator.update(scores, labels, batch[task.index_key], batch.get("view_index"), bad)
     aggregator.synchronize()
-    summary = aggregator.summarize(views_per_sample=views)
+    summary = aggregator.summarize(views_per_sample=views,
+                                   class_names=task.class_names(dataset, cfg.MODEL.NUM_CLASSES))
     summary.extra.update({"weights": weights, "model": cfg.MODEL.NAME, "split": "test"})
 
     if dist.is_main:
@@ -99,12 +118,25 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         names = [task.sample_name(dataset, i) for i in range(num_samples)]
         write_predictions(pred_path, aggregator, names, views_per_sample=views)
         summary.extra["predictions"] = str(pred_path)
+        stats = summary.per_class
+        write_per_class_csv(out / PER_CLASS_FILE, stats)
+        write_confusion_csv(out / CONFUSION_CSV, stats)
         summary_to_json(out / "test_results.json", summary.as_dict())
-        writer = MetricWriter(out, enabled=True, tensorboard=False)
-        writer.write("test", summary.as_dict())
+        draw = plotting_available()
+        writer = MetricWriter(out, enabled=True, tensorboard=cfg.TENSORBOARD and draw)
+        writer.write("test", summary.as_dict(per_class=False))
+        if draw:
+            _draw_confusion(stats, out / CONFUSION_PNG, writer)
         writer.close()
         logger.info("Test (%s, %d views/sample): %s", cfg.MODEL.NAME, views, summary.format())
-        logger.info("predictions written to %s", pred_path)
+        for line in summary.format_details():
+            logger.info(line)
+        pairs = most_confused_pairs(stats.confusion, 3)
+        if pairs:
+            logger.info("most confused (true -> predicted): %s",
+                        ", ".join(f"{stats.names[t]} -> {stats.names[p]} ({n})" for t, p, n in pairs))
+        logger.info("predictions written to %s; per class to %s; confusion matrix to %s%s", pred_path,
+                    out / PER_CLASS_FILE, out / CONFUSION_CSV, f" and {CONFUSION_PNG}" if draw else "")
     failed_fraction = summary.num_failed / max(summary.num_samples, 1)
     if failed_fraction > cfg.DATA.MAX_FAILURE_FRACTION:
         raise TooManyFailuresError(
@@ -112,4 +144,10 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
             f"loaded, more than DATA.MAX_FAILURE_FRACTION={cfg.DATA.MAX_FAILURE_FRACTION}; see the log for the files"
         )
     return summary
+
+
+def _draw_confusion(stats: ClassStats, path: Path, writer: MetricWriter) -> None:
+    figure = confusion_figure(stats.confusion, stats.names)
+    save_png(figure, path)
+    writer.add_figure("test/confusion_matrix", figure)
 

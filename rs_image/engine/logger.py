@@ -10,9 +10,27 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
-__all__ = ["setup_logging", "MetricWriter", "MeanMeter"]
+__all__ = ["setup_logging", "MetricWriter", "MeanMeter", "plotting_available"]
 
 _FORMAT = "[%(asctime)s %(levelname)s %(name)s] %(message)s"
+
+logger = logging.getLogger(__name__)
+_told_no_matplotlib = False
+
+
+def plotting_available() -> bool:
+    """Whether matplotlib (the ``[plot]`` extra) can be imported; when not, says once per process (INFO)
+    that the figures are not drawn."""
+    global _told_no_matplotlib
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as error:
+        if not _told_no_matplotlib:
+            _told_no_matplotlib = True
+            logger.info("figures (training_curves.png, confusion_matrix.png and its TensorBoard copy) are not drawn: "
+                        "%s; pip install 'rs-video[plot]' to get them. The CSV and JSON results are written.", error)
+        return False
+    return True
 
 
 def setup_logging(
@@ -97,6 +115,18 @@ class MetricWriter:
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     self._tb.add_scalar(f"{kind}/{key}", value, global_step)
             self._tb.flush()
+
+    def add_figure(self, tag: str, figure: Any, global_step: int = 0) -> None:
+        """Add a matplotlib figure to TensorBoard as an image (when TensorBoard is on), drawn by Agg."""
+        if self._tb is None:
+            return
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        self._tb.add_image(tag, np.asarray(canvas.buffer_rgba())[..., :3].copy(), global_step, dataformats="HWC")
+        self._tb.flush()
 
     def close(self) -> None:
         if self._tb is not None:

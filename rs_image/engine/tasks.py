@@ -30,6 +30,7 @@ from rs_image.data import build_image_dataset, normalize_uint8
 from rs_image.models import create_model, load_pretrained
 from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
 
+from .class_metrics import class_names_for
 from .config import CfgNode, ConfigError, Rule, add_config_extension, register_choices
 
 __all__ = ["Task", "ImageTask", "register_task", "get_task", "TASKS"]
@@ -111,6 +112,11 @@ class Task:
     def views_per_sample(self, dataset: Dataset) -> int:
         return int(getattr(dataset, "num_views", 1))
 
+    def class_names(self, dataset: Dataset, num_classes: int) -> List[str]:
+        """``num_classes`` class names in index order, for the test report: the data set's ``class_names``
+        where it has them (the video data set reads ``classids.json``), the index as a string otherwise."""
+        return class_names_for(getattr(dataset, "class_names", None), num_classes)
+
     def sample_name(self, dataset: Dataset, index: int) -> str:
         """A readable name (file path) of sample ``index`` for the predictions file ("" if unknown)."""
         name_of = getattr(dataset, "path", None)
@@ -141,6 +147,10 @@ class ImageTask(Task):
 
     def build_dataset(self, cfg: Any, split: str) -> Dataset:
         return build_image_dataset(cfg, split)
+
+    def class_names(self, dataset: Dataset, num_classes: int) -> List[str]:
+        """The class folder names (torchvision's ``classes``)."""
+        return class_names_for(getattr(dataset, "classes", None), num_classes)
 
 
 TASKS: Dict[str, Type[Task]] = {}

@@ -61,7 +61,7 @@ from .checkpoint import (
     restore_rng_state,
 )
 from .config import CfgNode, require_keys, save_config
-from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, Validator
+from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, TrainingCurves, Validator
 from .logger import MetricWriter, setup_logging
 from .runtime import autocast_context, build_eval_loader, configure_determinism, loader_kwargs, seed_everything
 from .samplers import ResumableDistributedSampler
@@ -268,7 +268,7 @@ class Trainer:
         hooks: List[Hook] = [MetricLogger()]
         if self.cfg.BN.USE_PRECISE_STATS:
             hooks.append(PreciseBN())
-        hooks += [Checkpointer(), Validator()]
+        hooks += [Checkpointer(), Validator(), TrainingCurves()]
         return hooks
 
     def _seed_training_randomness(self, resume: Optional[Dict[str, Any]]) -> None:

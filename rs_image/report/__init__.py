@@ -3,7 +3,11 @@ with the pinned counts cache (:mod:`~rs_image.report.counts`), throughput and pe
 (:mod:`~rs_image.report.throughput`), table rows and their markdown/CSV/JSON writers
 (:mod:`~rs_image.report.tables`), the accuracy-vs-cost plot (:mod:`~rs_image.report.plot`) and the model zoo
 page with the README tables (:mod:`~rs_image.report.zoo_page`). ``tools/model_report.py`` is the CLI.
+Run reports: training curves from ``metrics.jsonl`` (:mod:`~rs_image.report.curves`, ``tools/plot_metrics.py``)
+and the test's confusion-matrix figure (:mod:`~rs_image.report.confusion`), both drawn without pyplot
+(:mod:`~rs_image.report.figure`); the engine calls them, they know nothing of the engine.
 
-Import directions inside: catalog <- counts <- tables, zoo_page; throughput <- tables; plot stands alone.
+Import directions inside: catalog <- counts <- tables, zoo_page; throughput <- tables; plot stands alone;
+figure <- curves, confusion.
 The video registry comes in as a :class:`~rs_image.report.catalog.RegistrySource` passed by the caller.
 """
