@@ -303,8 +303,8 @@ class MultiViewAggregator:
         if n_ok:
             pred = s.topk(k, dim=1).indices
             hits = pred == y[:, None]
-            top1 = 100.0 * hits[:, 0].float().mean().item()
-            topk_acc = 100.0 * hits.any(dim=1).float().mean().item()
+            top1 = 100.0 * hits[:, 0].double().mean().item()
+            topk_acc = 100.0 * hits.any(dim=1).double().mean().item()
             clip_hits, clip_views = self.view_hits[ok].sum(dim=0), int(self.view_counts[ok].sum())
             clip_top1, clip_topk = (100.0 * clip_hits.double() / clip_views).tolist()
         per_class = class_stats(s, y, k, class_names)
