@@ -4,7 +4,8 @@ from .factory import build_and_load, create_model, create_model_from_keras_h5, l
 from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channels
 from .registry import ModelEntry, ModelRegistry, PretrainedCfg
 from .resnet_rs import (
-    Bottleneck, ClassifierHead, FeatureInfo, ResNetRS, Shortcut, Stem, drop_path_rates, make_stages,
+    Bottleneck, ClassifierHead, FeatureInfo, ResNetRS, Shortcut, Stem, drop_path_rates, feature_take_indices,
+    make_stages,
 )
 from .weights import (
     KerasWeightsError,
@@ -25,7 +26,7 @@ from .zoo import IMAGE_MODELS, IMAGENET_MEAN, IMAGENET_STD
 __all__ = [
     "create_model", "list_models", "build_and_load", "Ops", "Conv2plus1d", "SelfGating", "SqueezeExcite",
     "tran_mid_channels", "ModelEntry", "ModelRegistry", "PretrainedCfg", "Bottleneck", "ClassifierHead",
-    "FeatureInfo", "ResNetRS", "Shortcut", "Stem", "drop_path_rates", "make_stages", "WeightsError",
+    "FeatureInfo", "feature_take_indices", "ResNetRS", "Shortcut", "Stem", "drop_path_rates", "make_stages", "WeightsError",
     "ResolvedWeights", "resolve_weights", "load_pretrained", "load_state_dict_strict", "register_file_reader",
     "register_key_map", "save_state_dict", "timm_to_native", "IMAGE_MODELS", "IMAGENET_MEAN", "IMAGENET_STD",
     "KerasWeightsError", "convert_keras_h5", "create_model_from_keras_h5", "inspect_keras_h5",

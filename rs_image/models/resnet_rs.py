@@ -24,6 +24,7 @@ from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channe
 
 __all__ = [
     "ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "FeatureInfo", "drop_path_rates", "make_stages",
+    "feature_take_indices",
 ]
 
 PerBlock = Union[int, Sequence[int]]
@@ -267,6 +268,35 @@ class FeatureInfo(list):
         return [f["module"] for f in self]
 
 
+def feature_take_indices(
+    num_features: int, indices: Optional[Union[int, Sequence[int]]] = None
+) -> Tuple[List[int], int]:
+    """The absolute feature indices that ``indices`` selects, and the largest, as timm's function of that name.
+
+    Args:
+        num_features: how many feature maps there are (indices ``0 .. num_features - 1``).
+        indices: ``None``: all; an int ``n``: the last ``n``; a sequence: those indices, negative ones
+            counted from the end.
+
+    Returns:
+        (indices in the given order, their maximum).
+    """
+    if indices is None:
+        indices = num_features
+    if isinstance(indices, int):
+        if not 0 < indices <= num_features:
+            raise ValueError(f"last-n indices ({indices}) out of range 1..{num_features}")
+        take = list(range(num_features - indices, num_features))
+    else:
+        take = [num_features + i if i < 0 else i for i in indices]
+        bad = [i for i, t in zip(indices, take) if not 0 <= t < num_features]
+        if bad or not take:
+            raise ValueError(
+                f"feature indices {bad or '[]'} out of range 0..{num_features - 1} (or -{num_features}..-1)"
+            )
+    return take, max(take)
+
+
 def _feature(ops: Ops, channels: int, reduction: int, module: str, temporal_reduction: int) -> Dict[str, Any]:
     """One ``feature_info`` entry; the temporal reduction exists in 3D only."""
     info: Dict[str, Any] = dict(num_chs=channels, reduction=reduction, module=module)
@@ -391,7 +421,11 @@ class ResNetRS(nn.Module):
         mid_channels: (2+1)D mid width rule, ``"tran"`` or ``"out"``.
         spatial_strides: per-stage spatial stride.
         features_only, out_indices: return the feature maps of the given stages (0 = stem,
-            1..4 = ``layer1..layer4``) instead of logits.
+            1..4 = ``layer1..layer4``) instead of logits, in the order of ``out_indices``; built on
+            :meth:`forward_intermediates`, it stops after the deepest one it needs.
+
+    The backbone API is timm's: :meth:`forward_intermediates`, :meth:`prune_intermediate_layers`,
+    ``feature_info``, :meth:`forward_features`, :meth:`forward_head`.
     """
 
     def __init__(
@@ -452,7 +486,10 @@ class ResNetRS(nn.Module):
                 # C2D / I3D halve T after res2; no parameters, so 2D/3D names stay aligned.
                 self.temporal_pool = ops.temporal_pool(temporal_pool_after_layer1)
         info = [_feature(ops, self.stem.out_channels, 4, "stem", stem_t_reduction)] + stage_info
+        # Every map forward_intermediates can return (0 = stem, then the stages), whatever features_only says.
+        self._intermediate_info = FeatureInfo(info)
         self.num_features = stage_info[-1]["num_chs"]
+        self.drop_rate = dropout
         self.features_only = features_only
         self.out_indices = tuple(out_indices)
         if features_only:
@@ -498,15 +535,19 @@ class ResNetRS(nn.Module):
     @torch.jit.ignore
     def get_classifier(self) -> nn.Module:
         """The classifier (``head.fc``): ``nn.Identity()`` for a model without one (``features_only``, as
-        timm's headless models, or ``num_classes=0``)."""
+        timm's headless models, a pruned head, or ``num_classes=0``)."""
         return nn.Identity() if self.head is None else self.head.fc
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a new ``num_classes`` one (0 removes it)."""
-        if self.head is None:
+        """Replace the classifier with a new ``num_classes`` one (0 removes it). After
+        :meth:`prune_intermediate_layers` removed the head, this builds a new one on the last kept stage."""
+        if self.features_only:
             raise RuntimeError("a features_only model has no classifier")
         self.num_classes = num_classes
-        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        if self.head is None:
+            self.head = ClassifierHead(self.ops, self.num_features, num_classes, self.drop_rate)
+        else:
+            self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
             nn.init.normal_(self.head.fc.weight, std=0.01)
             nn.init.zeros_(self.head.fc.bias)
@@ -518,17 +559,101 @@ class ResNetRS(nn.Module):
             return x
         return stage(x)
 
-    def _forward_stages(self, x: torch.Tensor, keep: Sequence[int] = ()) -> tuple:
-        """Run stem and stages; return the last map and the maps of the indices in ``keep``."""
+    def _forward_stages(
+        self, x: torch.Tensor, take: Sequence[int] = (), num_stages: Optional[int] = None
+    ) -> Tuple[torch.Tensor, List[torch.Tensor]]:
+        """Run the stem and the first ``num_stages`` stages (all by default); return the last map and the
+        maps of the indices in ``take`` (0 = stem), in depth order."""
         x = self.stem(x)
-        kept = [x] if 0 in keep else []
-        for s, stage in enumerate(self.stages):
-            x = self._run_stage(stage, x)
-            if s + 1 in keep:
-                kept.append(x)
-            if s == 0:
+        kept = [x] if 0 in take else []
+        for s, stage in enumerate(self.stages[:num_stages]):
+            if s == 1:
+                # C2D / I3D halve T between layer1 and layer2; layer1's own map is taken before.
                 x = self.temporal_pool(x)
+            x = self._run_stage(stage, x)
+            if s + 1 in take:
+                kept.append(x)
         return x, kept
+
+    @property
+    def num_intermediates(self) -> int:
+        """How many maps :meth:`forward_intermediates` can return: the stem and every (kept) stage."""
+        return 1 + len(self.stage_names)
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Optional[Union[int, Sequence[int]]] = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """The feature maps of the stem and stages, timm's backbone API.
+
+        Args:
+            x: images (N, C, H, W) or clips (N, C, T, H, W).
+            indices: which maps (0 = stem output at reduction 4, 1..4 = ``layer1..layer4``): ``None``
+                all, an int ``n`` the last ``n``, a sequence those indices (negative from the end).
+            norm: accepted for timm's signature; a ResNet has no final norm, so nothing changes (as in
+                timm's ResNet).
+            stop_early: run no stage after the deepest requested one (the returned last map is then
+                that stage's output).
+            output_fmt: ``"NCHW"``, channels first, the layout of every map: (N, C, H, W) for images and
+                (N, C, T, H, W) for video; ``"NCTHW"`` names the video layout explicitly (video only).
+            intermediates_only: return only the list of maps.
+
+        Returns:
+            ``(last map, [maps])``, or ``[maps]`` with ``intermediates_only``; maps in depth order (as
+            timm), equal bit for bit to those of a ``features_only`` model on the same weights.
+        """
+        if output_fmt not in ("NCHW", "NCTHW") or (output_fmt == "NCTHW" and self.ops.dims != 3):
+            raise ValueError(
+                f"output_fmt must be 'NCHW' (channels first; (N, C, T, H, W) for video) or, for a video "
+                f"model, 'NCTHW'; got {output_fmt!r}"
+            )
+        take, max_index = feature_take_indices(self.num_intermediates, indices)
+        x, intermediates = self._forward_stages(x, take, max_index if stop_early else None)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self,
+        indices: Union[int, Sequence[int]] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> List[int]:
+        """Delete the stages after the deepest of ``indices`` (their parameters go) and, with
+        ``prune_head`` or when a stage went, the head; timm's API.
+
+        Afterwards :meth:`forward_features` ends at the last kept stage, ``num_features`` and
+        ``feature_info`` describe what is left, and a model without head returns
+        :meth:`forward_features` maps from ``forward`` (:meth:`reset_classifier` adds a new head).
+
+        Args:
+            indices: the maps to keep, as in :meth:`forward_intermediates`.
+            prune_norm: accepted for timm's signature; a ResNet has no final norm.
+            prune_head: remove the classifier head too.
+
+        Returns:
+            The absolute indices of ``indices``, valid for :meth:`forward_intermediates` afterwards.
+        """
+        take, max_index = feature_take_indices(self.num_intermediates, indices)
+        if self.features_only:
+            lost = [i for i in self.out_indices if i > max_index]
+            if lost:
+                raise ValueError(f"pruning after index {max_index} would remove out_indices {lost} of this model")
+        pruned_end = max_index < len(self.stage_names)
+        for name in self.stage_names[max_index:]:
+            delattr(self, name)
+        self.stage_names = self.stage_names[:max_index]
+        if pruned_end:
+            self.num_features = self._intermediate_info[max_index]["num_chs"]
+            if not self.features_only:
+                self.feature_info = FeatureInfo(self._intermediate_info[: max_index + 1])
+        if (prune_head or pruned_end) and self.head is not None:
+            self.head = None
+            self.num_classes = 0
+        return take
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map (N, C, [T,] H, W)."""
@@ -538,12 +663,14 @@ class ResNetRS(nn.Module):
         """Pool, dropout and classify a :meth:`forward_features` map (``pre_logits``: stop before the
         classifier)."""
         if self.head is None:
-            raise RuntimeError("a features_only model has no head")
+            what = "a features_only model" if self.features_only else "this model (prune_intermediate_layers)"
+            raise RuntimeError(f"{what} has no head")
         return self.head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
         if self.features_only:
-            kept = self._forward_stages(x, self.out_indices)[1]
-            return [kept[sorted(self.out_indices).index(i)] for i in self.out_indices]
-        return self.forward_head(self.forward_features(x))
-
+            maps = self.forward_intermediates(x, self.out_indices, stop_early=True, intermediates_only=True)
+            depth_order = sorted(set(self.out_indices))
+            return [maps[depth_order.index(i)] for i in self.out_indices]
+        x = self.forward_features(x)
+        return x if self.head is None else self.forward_head(x)

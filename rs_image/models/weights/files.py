@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -75,14 +75,24 @@ def read_weights_file(path: Union[str, os.PathLike]) -> Tuple[Any, str]:
         raise WeightsError(f"cannot read weights from {path} ({fmt}){hint}: {type(e).__name__}: {e}") from e
 
 
-def save_state_dict(model_or_sd: Union[nn.Module, Mapping[str, torch.Tensor]], path: Union[str, os.PathLike]) -> None:
-    """Write weights as ``.safetensors`` (recommended for export) or a torch file, atomically."""
+def save_state_dict(
+    model_or_sd: Union[nn.Module, Mapping[str, torch.Tensor]],
+    path: Union[str, os.PathLike],
+    metadata: Optional[Mapping[str, str]] = None,
+) -> None:
+    """Write weights as ``.safetensors`` (recommended for export) or a torch file, atomically.
+
+    Args:
+        metadata: ``.safetensors`` only: the file's string-to-string header metadata.
+    """
     sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else dict(model_or_sd)
     sd = {k: v.detach().cpu().contiguous() for k, v in sd.items()}
+    if metadata is not None and Path(path).suffix != ".safetensors":
+        raise ValueError(f"metadata needs a .safetensors file, not {path}")
     with atomic_path(path) as tmp:
         if tmp.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file(sd, str(tmp))
+            save_file(sd, str(tmp), metadata=None if metadata is None else dict(metadata))
         else:
             torch.save(sd, tmp)

@@ -1,0 +1,165 @@
+#!/usr/bin/env python
+"""Export a model for deployment and check the file against the eager model.
+
+Formats: ``export`` (torch.export program, ``.pt2``, reload with ``torch.export.load``), ``onnx`` (dynamo
+exporter, opset 20; run with onnxruntime when installed: ``pip install 'rs-video[onnx]'``) and
+``safetensors`` (weights, with the pretrained cfg as JSON metadata).
+
+Examples::
+
+    python tools/export.py --model rs3d_50 --weights runs/rs3d50/checkpoints/last.pyth --format export \\
+        --frames 16 --size 224 --dynamic batch,time,space
+    python tools/export.py --model resnetrs50 --weights resnetrs50_i160.safetensors --format onnx --dynamic batch
+    python tools/export.py --model rs3d_50 --format safetensors --override stage_widths=(8,16,32,64)
+
+The model is built by name from the image or video registry, at random init or with ``--weights`` (any
+weights source: native, timm, Keras, PyTorchVideo, training checkpoints; the classifier size is taken
+from the weights unless ``--num-classes`` says otherwise, and weights without one give a model that
+returns pooled features). The input defaults to the model's ``input_size``. Every export is run on a
+random input and compared with eager (a second input varies each dynamic dimension); the largest
+absolute difference is printed, with the outputs' scale. Exit status: 0 done, 1 the export differs from
+eager by more than ``--tolerance`` (1e-4; nothing is written), 2 a bad argument (one line on stderr). See
+README.md, "Export".
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+import rs_image  # noqa: E402
+import rs_video  # noqa: E402
+from rs_image.engine.launch import run_cli  # noqa: E402
+from rs_image.errors import UserError  # noqa: E402
+from rs_image.export import (  # noqa: E402
+    DYNAMIC_DIMS, FORMATS, ONNX_OPSET, TOLERANCE, ExportError, ExportMismatchError, ExportReport, export_model,
+    input_shape,
+)
+from rs_image.models import IMAGE_MODELS, resolve_weights  # noqa: E402
+from rs_image.models.registry import UnknownModelError  # noqa: E402
+from rs_video.models import VIDEO_MODELS  # noqa: E402
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="registry name, e.g. rs3d_50, i3d_r50, resnetrs350.i320")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="export (.pt2), onnx or safetensors")
+    p.add_argument("--weights", help="weights to load (path or URL; default: random init)")
+    p.add_argument("--output", help="output file (default: MODEL + the format's suffix, here)")
+    p.add_argument("--frames", type=int, help="video: clip length T of the traced input (default: the model's)")
+    p.add_argument("--size", type=int, help="height = width of the traced input (default: the model's)")
+    p.add_argument("--batch", type=int, default=1, help="batch of the traced input (default 1; 2 with a dynamic batch)")
+    p.add_argument("--dynamic", default="", help=f"comma list of dimensions to keep dynamic: {','.join(DYNAMIC_DIMS)}")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default: from --weights, else the registry's)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="architecture keyword of the model, e.g. stage_widths=(8,16,32,64) (repeatable)")
+    p.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random check inputs")
+    p.add_argument("--tolerance", type=float, default=TOLERANCE,
+                   help=f"largest accepted max |export - eager| (default {TOLERANCE:g}, absolute)")
+    return p.parse_args(argv)
+
+
+def parse_overrides(items: Sequence[str]) -> Dict[str, Any]:
+    """``KEY=VALUE`` strings -> keywords; a value is a Python literal, or else the string itself."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ExportError(f"--override {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def build_model(name: str, weights: Optional[str], num_classes: Optional[int], overrides: Dict[str, Any]):
+    """The named model from the video or image registry, with ``weights`` loaded strictly."""
+    if name in VIDEO_MODELS:
+        create = rs_video.create_model
+    elif name in IMAGE_MODELS:
+        create = rs_image.create_model
+    else:
+        known = rs_image.list_models() + rs_video.list_models()
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint} Known: {', '.join(known)}")
+    kwargs = dict(overrides)
+    state_dict = None
+    if weights:
+        state_dict = resolve_weights(weights).state_dict
+        if num_classes is None:
+            fc = state_dict.get("head.fc.weight")
+            num_classes = 0 if fc is None else int(fc.shape[0])
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    try:
+        return create(name, pretrained=state_dict, **kwargs)
+    except UserError:
+        raise
+    except (TypeError, ValueError) as e:
+        if not overrides:
+            raise
+        raise ExportError(f"--override: {e}") from e
+
+
+def describe(report: ExportReport, name: str) -> List[str]:
+    kind = {"export": "torch.export", "onnx": f"ONNX opset {report.opset}", "safetensors": "safetensors weights"}
+    dyn = ", ".join(f"{d}>={n}" for d, n in report.dynamic.items())
+    lines = [
+        f"exported {name} to {report.path} ({kind[report.format]}; traced at "
+        f"{'x'.join(map(str, report.input_shape))}; {('dynamic ' + dyn) if dyn else 'static shapes'})"
+    ]
+    for check in report.checks:
+        shape = "x".join(map(str, check.input_shape))
+        diff = "not run" if check.max_abs_diff is None else f"max |diff| {check.max_abs_diff:.3g}"
+        diff += f" (outputs up to {check.max_abs_output:.3g})"
+        lines.append(f"  check {shape} with {check.runtime}: {diff}")
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+
+    def run() -> int:
+        overrides = parse_overrides(args.override)
+        dynamic = [d.strip() for d in args.dynamic.split(",") if d.strip()]
+        model = build_model(args.model, args.weights, args.num_classes, overrides)
+        shape = input_shape(model, args.batch, args.frames, args.size, in_chans=overrides.get("in_chans", 3))
+        output = args.output or f"{args.model}{FORMATS[args.format]}"
+        metadata = {"model": args.model, "rs_image_version": rs_image.__version__}
+        if overrides:
+            metadata["overrides"] = json.dumps(overrides, sort_keys=True)
+        try:
+            report = export_model(
+                model, output, args.format, shape, dynamic, tolerance=args.tolerance, opset=args.opset,
+                metadata=metadata, seed=args.seed,
+            )
+        except ExportMismatchError as e:
+            print(f"export: FAILED: {e}", file=sys.stderr, flush=True)
+            return 1
+        print("\n".join(describe(report, args.model)), flush=True)
+        if report.max_abs_diff is None:
+            print(f"  (onnxruntime is not installed: the graph passed onnx.checker; no numerical check against "
+                  f"the {args.tolerance:g} tolerance)", flush=True)
+        return 0
+
+    return run_cli(run, "export")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
