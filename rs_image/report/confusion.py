@@ -60,13 +60,15 @@ def confusion_figure(confusion: Any, names: Sequence[str], *, max_classes: int =
 def _heatmap(counts: np.ndarray, names: Sequence[str], title: str) -> Any:
     num_classes = counts.shape[0]
     side = min(4.0 + 0.28 * num_classes, 22.0)
-    figure = new_figure((side + 1.5, side))
+    fontsize = 9 if num_classes <= 20 else 6
+    # Room for the tick labels beside and below the grid (long names, e.g. Something-Something's templates).
+    labels = min(0.075 * max((len(n) for n in names), default=1) * fontsize / 9, 9.0)
+    figure = new_figure((side + 1.5 + labels, side + labels))
     ax = figure.add_subplot()
     shares = row_shares(counts)
     image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     ticks = np.arange(num_classes)
-    fontsize = 9 if num_classes <= 20 else 6
     ax.set_xticks(ticks, labels=list(names), rotation=90, fontsize=fontsize)
     ax.set_yticks(ticks, labels=list(names), fontsize=fontsize)
     ax.set_xlabel("predicted class")
@@ -76,7 +78,6 @@ def _heatmap(counts: np.ndarray, names: Sequence[str], title: str) -> Any:
         for t, p in zip(*np.nonzero(counts)):
             ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=fontsize,
                     color="white" if shares[t, p] > 0.5 else "black")
-    figure.tight_layout()
     return figure
 
 
@@ -95,5 +96,4 @@ def _pairs(counts: np.ndarray, names: Sequence[str], pairs: List[Tuple[int, int,
         ax.text(0.5, 0.5, "no sample was predicted as another class", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
-    figure.tight_layout()
     return figure

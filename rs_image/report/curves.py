@@ -110,7 +110,6 @@ def training_curves_figure(records: Sequence[Dict[str, Any]], title: Optional[st
         top = ax_loss.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch))
         top.set_xlabel("epoch")
     ax_loss.set_title(title or "Training curves (metrics.jsonl)")
-    figure.tight_layout()
     return figure
 
 

@@ -15,11 +15,12 @@ __all__ = ["new_figure", "save_png"]
 
 
 def new_figure(size: Tuple[float, float], dpi: int = 100) -> Any:
-    """A ``matplotlib.figure.Figure`` on an Agg canvas (no pyplot state, no window, any thread)."""
+    """A ``matplotlib.figure.Figure`` on an Agg canvas (no pyplot state, no window, any thread), laid out by
+    matplotlib's constrained layout (long class names fit without a warning, unlike ``tight_layout``)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=size, dpi=dpi)
+    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
