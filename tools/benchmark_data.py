@@ -4,6 +4,11 @@
 Example (the README's setting: 2 workers, train mode, 32x2 clips, 224 crop, 10 s 30 fps 340x256 H.264):
 
     python tools/benchmark_data.py --make-videos 24 --data-dir /tmp/bench_videos --workers 2 --modes train
+
+Repeated augmentation (AUG.NUM_SAMPLE): clips/s with 1, 2 and 4 clips per decoded video, ratios from the same run:
+
+    python tools/benchmark_data.py --data-dir /tmp/bench_videos --configs ours/pyav --output-dtype uint8 \
+        --clips-per-video 1 2 4 --repeats 3
 """
 
 from __future__ import annotations
@@ -58,13 +63,17 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", nargs="+", type=int, default=[2])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--clips", type=int, default=96, help="timed clips per configuration")
-    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best round is kept")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved rounds; rows give the median and the range over them")
     parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--sampling-rate", type=int, default=2)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--test-crop", type=int, default=256)
     parser.add_argument("--output-dtype", nargs="+", default=["float32", "uint8"], choices=["float32", "uint8"],
                         help="DATA.OUTPUT_DTYPE values to measure our loader with (PyTorchVideo rows are float32)")
+    parser.add_argument("--clips-per-video", nargs="+", type=int, default=[1],
+                        help="AUG.NUM_SAMPLE values (repeated augmentation) to measure our loader with in train mode; "
+                        "1 is always measured, for the ratio")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.make_videos:
@@ -73,7 +82,7 @@ def main(argv=None) -> int:
         make_benchmark_videos(args.data_dir, num_videos=args.make_videos, width=width, height=short, gop=args.gop)
     cfg = benchmark_cfg(args.data_dir, args.num_frames, args.sampling_rate, args.crop, args.test_crop)
     results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats,
-                            output_dtypes=args.output_dtype)
+                            output_dtypes=args.output_dtype, clips_per_video=args.clips_per_video)
     print(format_table(results))
     return 0
 
