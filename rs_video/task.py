@@ -2,7 +2,8 @@
 
 Importing this module registers ``TASK video`` with the engine (:func:`rs_image.engine.register_task`) and
 adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``SAMPLING_RATE``,
-``TARGET_FPS``, ``SHORT_CLIP_POLICY``, ``SAMPLING_MODE``), repeated augmentation (``AUG.NUM_SAMPLE``),
+``TARGET_FPS``, ``SHORT_CLIP_POLICY``, ``SAMPLING_MODE``), clips per training video (``TRAIN_CROP_NUM_TEMPORAL``,
+``AUG.NUM_SAMPLE``),
 annotations (``PATH_PREFIX``, ``PATH_LABEL_SEPARATOR``), decoding
 (``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops (``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``),
 the output dtype of clips (``OUTPUT_DTYPE``), test views (``TEST.NUM_ENSEMBLE_VIEWS``,
@@ -60,8 +61,10 @@ def _add_video_config(cfg: CfgNode) -> None:
     d.SAMPLING_MODE = "dense"
     # Clips out of the data set: "float32" normalised, or "uint8" normalised on the device by the engine.
     d.OUTPUT_DTYPE = "float32"
-    # Repeated augmentation (SlowFast): clips per training video, each with its own window, crop, flip and
-    # RandAugment, from one decode; the global batch (and the learning rate) counts clips.
+    # Clips per training video, all from one decode (SlowFast's keys): TRAIN_CROP_NUM_TEMPORAL temporal clips,
+    # each with its own window, times AUG.NUM_SAMPLE augmentations of each (repeated augmentation: own crop,
+    # scale, flip and RandAugment on the same frames). The global batch (and the learning rate) counts clips.
+    d.TRAIN_CROP_NUM_TEMPORAL = 1
     cfg.AUG.NUM_SAMPLE = 1
     # Multi-view test: NUM_ENSEMBLE_VIEWS temporal clips x NUM_SPATIAL_CROPS crops per video.
     cfg.TEST.NUM_ENSEMBLE_VIEWS = 10
@@ -101,6 +104,9 @@ class VideoTask(Task):
              "[min, max] with 0 < min <= max, and min >= DATA.TRAIN_CROP_SIZE in jitter mode"),
         Rule("DATA.SAMPLING_MODE", lambda v, c: v == "dense" or c.DATA.BACKEND == "native",
              "'dense' with DATA.BACKEND 'pytorchvideo' (PyTorchVideo samples windows)"),
+        Rule("DATA.TRAIN_CROP_NUM_TEMPORAL", lambda v, c: v >= 1, ">= 1"),
+        Rule("DATA.TRAIN_CROP_NUM_TEMPORAL", lambda v, c: v == 1 or c.DATA.BACKEND == "native",
+             "1 with DATA.BACKEND 'pytorchvideo' (several clips per video are the native loader's)"),
         Rule("AUG.NUM_SAMPLE", lambda v, c: v >= 1, ">= 1"),
         Rule("AUG.NUM_SAMPLE", lambda v, c: v == 1 or c.DATA.BACKEND == "native",
              "1 with DATA.BACKEND 'pytorchvideo' (repeated augmentation is the native loader's)"),
@@ -120,8 +126,8 @@ class VideoTask(Task):
         return build_video_dataset(cfg, split)
 
     def samples_per_item(self, cfg: Any) -> int:
-        """``AUG.NUM_SAMPLE`` clips per training video (repeated augmentation)."""
-        return int(cfg.AUG.NUM_SAMPLE)
+        """Clips per training video: ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE``."""
+        return int(cfg.DATA.TRAIN_CROP_NUM_TEMPORAL) * int(cfg.AUG.NUM_SAMPLE)
 
     def collate_fn(self) -> Optional[Callable[[list], Any]]:
         """:func:`rs_video.data.collate_clips`: uint8 clips stay channels-last (RGB de-interleaved on the device);

@@ -1,6 +1,7 @@
-"""Gradient accumulation (TRAIN.GRAD_ACCUM_STEPS) and the global batch with repeated augmentation
-(AUG.NUM_SAMPLE): the update of N micro-batches equals one batch N times larger (BN frozen), DDP all-reduces
-once per optimizer step, the learning rate follows samples per optimizer step, resume is exact."""
+"""Gradient accumulation (TRAIN.GRAD_ACCUM_STEPS) and the global batch with several clips per video
+(DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE): the update of N micro-batches equals one batch N times larger
+(BN frozen), DDP all-reduces once per optimizer step, the learning rate follows samples per optimizer step,
+resume is exact."""
 
 from __future__ import annotations
 
@@ -97,10 +98,12 @@ def test_four_micro_batches_of_two_give_the_update_of_one_batch_of_eight(tmp_pat
     assert micro.ema.num_updates == 2 and micro.scheduler.last_epoch == 2
     assert micro.optimizer.param_groups[0]["lr"] == large.optimizer.param_groups[0]["lr"]
     trained = large.model.state_dict()
-    assert max(float((trained[k] - v).abs().max()) for k, v in large.initial_state.items() if v.is_floating_point()) > 1e-2
+    moved = [float((trained[k] - v).abs().max()) for k, v in large.initial_state.items() if v.is_floating_point()]
+    assert max(moved) > 1e-2
     assert _max_diff(_state(micro), _state(large)) <= 1e-6
     # The caveat: with BN in train mode each micro-batch is normalised with its own statistics.
-    assert _max_diff(_state(_train(tmp_path / "bn_micro", 2, 4, False)), _state(_train(tmp_path / "bn_large", 8, 1, False))) > 1e-4
+    bn_micro, bn_large = _train(tmp_path / "bn_micro", 2, 4, False), _train(tmp_path / "bn_large", 8, 1, False)
+    assert _max_diff(_state(bn_micro), _state(bn_large)) > 1e-4
 
 
 def test_steps_count_optimizer_steps_and_the_log_counts_the_global_batch(tmp_path):
@@ -134,25 +137,26 @@ def _video_opts(data: Path, out: Path, workers: int):
     return tiny_opts(
         out, "video", "DATA.PATH_TO_DATA_DIR", str(data), "MODEL.NUM_CLASSES", "2", "DATA.DECODER", "pyav",
         "DATA.TRAIN_JITTER_SCALES", "[40, 48]", "DATA.TEST_CROP_SIZE", "40", "DATA.MAX_FAILURE_FRACTION", "0.5",
-        "TRAIN.BATCH_SIZE", "1", "AUG.NUM_SAMPLE", "2", "TRAIN.GRAD_ACCUM_STEPS", "2",
+        "TRAIN.BATCH_SIZE", "1", "DATA.TRAIN_CROP_NUM_TEMPORAL", "2", "AUG.NUM_SAMPLE", "2",
+        "TRAIN.GRAD_ACCUM_STEPS", "2",
         "SOLVER.BASE_LR", "0.8", "SOLVER.BASE_BATCH_SIZE", "16", "TRAIN.EVAL_PERIOD", "0",
         "TRAIN.CHECKPOINT_STEP_PERIOD", "2", "MODEL.DROP_PATH_RATE", "0.2", "MODEL.DROPOUT_RATE", "0.2",
         "DATA_LOADER.NUM_WORKERS", str(workers), "DATA_LOADER.PERSISTENT_WORKERS", "True",
     )
 
 
-def test_repeated_augmentation_and_accumulation_on_real_videos_resume_exactly(tmp_path):
+def test_several_clips_per_video_and_accumulation_on_real_videos_resume_exactly(tmp_path):
     from tests.videos import list_dataset
 
     data = list_dataset(tmp_path / "data", splits=("train",), num_videos=6, broken=("truncated",), width=48,
-                        height=40)  # 7 items: 3 optimizer steps of 2 micro-batches of 1 video x 2 clips
+                        height=40)  # 7 items: 3 optimizer steps of 2 micro-batches of 1 video x 2 windows x 2 augs
     reference = Trainer(load_config(None, _video_opts(data, tmp_path / "reference", 0)))
     seen = []
     reference.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
-    assert reference.global_batch == 1 * 2 * 2 and reference.peak_lr == pytest.approx(0.8 * 4 / 16)
+    assert reference.global_batch == 1 * 4 * 2 and reference.peak_lr == pytest.approx(0.8 * 8 / 16)
     assert reference.steps_per_epoch == 3
     reference.train()
-    assert reference.global_step == 3 and seen == [2] * 6  # 3 steps x 2 micro-batches of 2 clips
+    assert reference.global_step == 3 and seen == [4] * 6  # 3 steps x 2 micro-batches of 4 clips
 
     out = tmp_path / "crashed"
     crashed = Trainer(load_config(None, _video_opts(data, out, 2)))

@@ -5,10 +5,11 @@ Example (the README's setting: 2 workers, train mode, 32x2 clips, 224 crop, 10 s
 
     python tools/benchmark_data.py --make-videos 24 --data-dir /tmp/bench_videos --workers 2 --modes train
 
-Repeated augmentation (AUG.NUM_SAMPLE): clips/s with 1, 2 and 4 clips per decoded video, ratios from the same run:
+Several clips per decoded video, ratios to one clip per video from the same run: AUG.NUM_SAMPLE 2 and 4
+(repeated augmentation of one window) and DATA.TRAIN_CROP_NUM_TEMPORAL 2 and 4 (own windows):
 
-    python tools/benchmark_data.py --data-dir /tmp/bench_videos --configs ours/pyav --output-dtype uint8 \
-        --clips-per-video 1 2 4 --repeats 3
+    python tools/benchmark_data.py --data-dir /tmp/bench_videos --configs ours/torchcodec ours/pyav \
+        --output-dtype uint8 --num-sample 2 4 --num-temporal 2 4 --repeats 5
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ def main(argv=None) -> int:
     parser.add_argument("--test-crop", type=int, default=256)
     parser.add_argument("--output-dtype", nargs="+", default=["float32", "uint8"], choices=["float32", "uint8"],
                         help="DATA.OUTPUT_DTYPE values to measure our loader with (PyTorchVideo rows are float32)")
-    parser.add_argument("--clips-per-video", nargs="+", type=int, default=[1],
-                        help="AUG.NUM_SAMPLE values (repeated augmentation) to measure our loader with in train mode; "
-                        "1 is always measured, for the ratio")
+    parser.add_argument("--num-sample", nargs="+", type=int, default=[1],
+                        help="AUG.NUM_SAMPLE values (augmentations of one window) for our loader in train mode")
+    parser.add_argument("--num-temporal", nargs="+", type=int, default=[1],
+                        help="DATA.TRAIN_CROP_NUM_TEMPORAL values (windows per video) for our loader in train mode")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.make_videos:
@@ -82,7 +84,7 @@ def main(argv=None) -> int:
         make_benchmark_videos(args.data_dir, num_videos=args.make_videos, width=width, height=short, gop=args.gop)
     cfg = benchmark_cfg(args.data_dir, args.num_frames, args.sampling_rate, args.crop, args.test_crop)
     results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats,
-                            output_dtypes=args.output_dtype, clips_per_video=args.clips_per_video)
+                            output_dtypes=args.output_dtype, num_sample=args.num_sample, num_temporal=args.num_temporal)
     print(format_table(results))
     return 0
 

@@ -7,7 +7,7 @@ Differences worth knowing:
 * ``TRAIN.BATCH_SIZE`` / ``TEST.BATCH_SIZE`` are **per process** (per GPU), not per machine.
 * ``SOLVER.BASE_LR`` is the learning rate at ``SOLVER.BASE_BATCH_SIZE`` samples per optimizer step;
   the learning rate actually used is ``BASE_LR * global_batch / BASE_BATCH_SIZE`` (linear scaling rule),
-  where ``global_batch = TRAIN.BATCH_SIZE x samples per item (the video task's AUG.NUM_SAMPLE) x
+  where ``global_batch = TRAIN.BATCH_SIZE x samples per item (the video task's clips per video) x
   TRAIN.GRAD_ACCUM_STEPS x processes``.
 * ``BN.MOMENTUM`` uses the PyTorch convention (``running = (1 - m) * running + m * batch``). TensorFlow's
   ``momentum=0.0`` (used by every released ResNet-RS recipe) is PyTorch ``1.0``; see

@@ -16,9 +16,10 @@ Configurations:
 
 * ``ours/<decoder>``: :func:`rs_video.data.build_video_dataset` with ``DATA.DECODER=<decoder>``, once per
   requested ``DATA.OUTPUT_DTYPE`` (float32: normalised clips; uint8: clips the consumer normalises on its
-  device after the copy, as the engine does) and, in train mode, once per requested ``AUG.NUM_SAMPLE`` K
-  (repeated augmentation: K clips per decoded video; the timed number of clips stays the same, so a row
-  with K clips per video decodes 1/K as many videos, and its ratio to K = 1 is taken round by round);
+  device after the copy, as the engine does) and, in train mode, once per requested number of clips per
+  decoded video: ``AUG.NUM_SAMPLE`` S augmentations of one window (repeated augmentation, "1xS") or
+  ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W windows ("Wx1"). The timed number of clips stays the same, so a row with
+  K clips per video decodes 1/K as many videos; its ratio to one clip per video is taken round by round;
 * ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo``, :func:`~rs_video.benchmark.build_pytorchvideo_dataset`
   (PyTorchVideo decoding, our transforms);
 * ``ptv-recipe/<decoder>``: ``pytorchvideo.data.Kinetics`` with PyTorchVideo's own transform recipe
@@ -44,6 +45,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import torch
 
+from rs_image.data.randomness import EpochIndex
 from rs_image.fileio import atomic_path
 from rs_video.data import build_split_inputs, build_video_dataset, collate_clips
 
@@ -75,8 +77,13 @@ class BenchmarkResult:
     cpu_seconds: Optional[float]
     output_dtype: str = "float32"
     load_average: Optional[float] = None
-    clips_per_video: int = 1
+    windows: int = 1
+    augmentations: int = 1
     round: int = 0
+
+    @property
+    def clips_per_video(self) -> int:
+        return self.windows * self.augmentations
 
     @property
     def clips_per_second(self) -> float:
@@ -89,7 +96,7 @@ class BenchmarkResult:
     @property
     def key(self) -> tuple:
         """What identifies the configuration across rounds."""
-        return (self.name, self.output_dtype, self.mode, self.num_workers, self.clips_per_video)
+        return (self.name, self.output_dtype, self.mode, self.num_workers, self.windows, self.augmentations)
 
 
 @dataclasses.dataclass
@@ -122,8 +129,12 @@ class BenchmarkSummary:
         return self.rounds[0].output_dtype
 
     @property
-    def clips_per_video(self) -> int:
-        return self.rounds[0].clips_per_video
+    def windows(self) -> int:
+        return self.rounds[0].windows
+
+    @property
+    def augmentations(self) -> int:
+        return self.rounds[0].augmentations
 
     @property
     def clips_per_second(self) -> float:
@@ -244,16 +255,23 @@ def measure_loader(dataset, num_workers: int, batch_size: int = 4, num_clips: in
                    mode: str = "train", shuffle: bool = True) -> BenchmarkResult:
     """Clips/s and worker CPU per clip of ``dataset`` in a DataLoader, after ``2 * num_workers`` warm-up batches.
 
-    ``batch_size`` counts items; an item of K clips (``dataset.num_samples``, repeated augmentation) adds K
-    clips to a batch, and ``num_clips / K`` items are timed, so that every row times about ``num_clips`` clips.
+    With ``shuffle`` the items come in a seeded random order, a new one per pass over the data set, and each
+    pass is a new epoch (:class:`~rs_image.data.randomness.EpochIndex`), so that every pass draws new
+    windows and crops, as in training (the same order and draws for every configuration).
+
+    ``batch_size`` counts items; an item of K clips (``dataset.clips_per_item``) adds K clips to a batch, and
+    ``num_clips / K`` items are timed, so that every row times about ``num_clips`` clips.
     """
     import multiprocessing
 
-    clips_per_video = int(getattr(dataset, "num_samples", 1))
+    windows, augmentations = int(getattr(dataset, "num_windows", 1)), int(getattr(dataset, "num_augmentations", 1))
+    clips_per_video = windows * augmentations
     warmup_batches = 2 * max(num_workers, 1)
     total = max(num_clips // clips_per_video, 1) + warmup_batches * batch_size
-    if shuffle:
-        sampler = torch.utils.data.RandomSampler(dataset, replacement=False, num_samples=total)
+    if shuffle:  # as in training: a new order and, through the epoch, new windows and crops every pass
+        size = len(dataset)
+        sampler = [EpochIndex(int(i), n // size) for n in range(0, total, size)
+                   for i in torch.randperm(size, generator=torch.Generator().manual_seed(n // size))][:total]
     else:
         sampler = [i % len(dataset) for i in range(total)]
     pids = multiprocessing.Array("i", max(num_workers, 1))
@@ -281,14 +299,15 @@ def measure_loader(dataset, num_workers: int, batch_size: int = 4, num_clips: in
     cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     del iterator, loader
-    return BenchmarkResult(name, mode, num_workers, clips, seconds, cpu, output_dtype, load, clips_per_video)
+    return BenchmarkResult(name, mode, num_workers, clips, seconds, cpu, output_dtype, load, windows, augmentations)
 
 
-def _dataset(kind: str, decoder: str, cfg, mode: str, output_dtype: str = "float32", clips_per_video: int = 1):
+def _dataset(kind: str, decoder: str, cfg, mode: str, output_dtype: str = "float32", windows: int = 1,
+             augmentations: int = 1):
     cfg = cfg.clone()
     if kind == "ours":
         cfg.DATA.BACKEND, cfg.DATA.DECODER, cfg.DATA.OUTPUT_DTYPE = "native", decoder, output_dtype
-        cfg.AUG.NUM_SAMPLE = clips_per_video
+        cfg.DATA.TRAIN_CROP_NUM_TEMPORAL, cfg.AUG.NUM_SAMPLE = windows, augmentations
         return build_video_dataset(cfg, mode)
     cfg.DATA.OUTPUT_DTYPE = "float32"  # PyTorchVideo's contract: normalised float clips
     if kind == "ptv-backend":
@@ -309,13 +328,14 @@ def _dataset(kind: str, decoder: str, cfg, mode: str, output_dtype: str = "float
 def run_benchmark(
     cfg, configurations: Sequence[str], modes: Sequence[str] = ("train",), workers: Sequence[int] = (2,),
     batch_size: int = 4, num_clips: int = 96, repeats: int = 1, output_dtypes: Sequence[str] = ("float32",),
-    clips_per_video: Sequence[int] = (1,),
+    num_sample: Sequence[int] = (1,), num_temporal: Sequence[int] = (1,),
 ) -> List[BenchmarkSummary]:
     """Measures every ``kind/decoder`` configuration in every mode and worker count, ``repeats`` times.
 
     ``ours`` configurations run once per entry of ``output_dtypes`` ("float32", "uint8") and, in train
-    mode, of ``clips_per_video`` (``AUG.NUM_SAMPLE``; 1 is always measured, for the ratio); PyTorchVideo ones
-    once, float32, one clip per video.
+    mode, once with one clip per video, once per ``num_sample`` S > 1 (``AUG.NUM_SAMPLE``: S augmentations of
+    one window) and once per ``num_temporal`` W > 1 (``DATA.TRAIN_CROP_NUM_TEMPORAL``: W windows);
+    PyTorchVideo ones once, float32, one clip per video.
     The configurations are interleaved round by round, so that a burst of load from other processes hits
     all of them; each summary holds every round (median and range, not the best round).
     """
@@ -326,22 +346,25 @@ def run_benchmark(
                 for configuration in configurations:
                     kind, decoder = configuration.split("/")
                     for output_dtype in output_dtypes if kind == "ours" else ("float32",):
-                        counts = clips_per_video if kind == "ours" and mode == "train" else (1,)
-                        for per_video in sorted(set(counts) | {1}):  # 1: the reference of the ratio
-                            dataset = _dataset(kind, decoder, cfg, mode, output_dtype, per_video)
+                        shapes = [(1, 1)]  # (windows, augmentations); 1x1: the reference of the ratios
+                        if kind == "ours" and mode == "train":
+                            shapes += [(1, s) for s in sorted(set(num_sample) - {1})]
+                            shapes += [(w, 1) for w in sorted(set(num_temporal) - {1})]
+                        for windows, augmentations in shapes:
+                            dataset = _dataset(kind, decoder, cfg, mode, output_dtype, windows, augmentations)
                             result = measure_loader(dataset, num_workers, batch_size, num_clips, configuration,
                                                     mode, shuffle=mode == "train")
                             result.round = round_index
                             results.append(result)
-                            logger.info("%s (%s, %d clip(s)/video) %s workers=%d: %.1f clips/s, load %.1f",
-                                        configuration, output_dtype, per_video, mode, num_workers,
+                            logger.info("%s (%s, %dx%d clips/video) %s workers=%d: %.1f clips/s, load %.1f",
+                                        configuration, output_dtype, windows, augmentations, mode, num_workers,
                                         result.clips_per_second, result.load_average or float("nan"))
     grouped: Dict[tuple, List[BenchmarkResult]] = {}
     for result in results:
         grouped.setdefault(result.key, []).append(result)
     summaries = []
     for key, rounds in grouped.items():
-        baseline = grouped.get(key[:-1] + (1,), []) if key[-1] > 1 else []
+        baseline = grouped.get(key[:-2] + (1, 1), []) if key[-2:] != (1, 1) else []
         summaries.append(BenchmarkSummary(rounds, baseline))
     return summaries
 
@@ -350,9 +373,10 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
     """Markdown table with, per mode and worker count, each row's median clips/s (and range over the rounds),
     its ratio to the best PyTorchVideo row (any ``ptv-*`` configuration) and to the best ``ptv-recipe`` row
     (PyTorchVideo's loader as run), both on medians, and for rows with several clips per video the ratio
-    to one clip per video (median and range of the per-round ratios)."""
+    to one clip per video (median and range of the per-round ratios). "windows x augs" is
+    ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE``."""
     lines = [
-        "| loader | output | mode | workers | clips/video | clips/s median (range) | CPU ms/clip | load avg "
+        "| loader | output | mode | workers | windows x augs | clips/s median (range) | CPU ms/clip | load avg "
         "| x best PyTorchVideo | x PyTorchVideo recipe | x 1 clip/video (range) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -377,7 +401,8 @@ def format_table(summaries: Sequence[BenchmarkSummary]) -> str:
                     per_clip = f"{statistics.median(values):.2f}" + (
                         f" ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else "")
                 lines.append(
-                    f"| {r.name} | {r.output_dtype} | {mode} | {workers} | {r.clips_per_video} | {speed} | {cpu} "
+                    f"| {r.name} | {r.output_dtype} | {mode} | {workers} | {r.windows}x{r.augmentations} | {speed} "
+                    f"| {cpu} "
                     f"| {load} | {ratio(r.clips_per_second, any_ptv)} | {ratio(r.clips_per_second, recipe)} "
                     f"| {per_clip} |"
                 )

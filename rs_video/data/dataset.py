@@ -6,14 +6,15 @@ Items are dicts (the contract with the engine):
   video. ``video`` is float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip
   that the consumer normalises on its device (``uint8``; the engine does it in
   :meth:`rs_image.engine.Task.prepare_input`).
-* train with repeated augmentation (``AUG.NUM_SAMPLE`` K > 1, SlowFast's key): ``video`` (K, C, T, H, W),
-  K clips of one video, and every other key a length-K tensor, one row per clip: ``label`` and
+* train with several clips per video (SlowFast's keys): ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W temporal clips,
+  each with its own window, and ``AUG.NUM_SAMPLE`` S augmentations of each (repeated augmentation: its own
+  crop, scale, flip and RandAugment ops on the same frames), K = W * S clips in window-major order.
+  ``video`` is (K, C, T, H, W) and every other key a length-K tensor, one row per clip: ``label`` and
   ``video_index`` repeated, ``view_index`` the clip number 0..K-1, ``failed_reads`` on the first row (0 on
   the others, so that summing it still counts replaced loads). :func:`collate_clips` makes a batch of B
-  such items a batch of B * K clips. The file is opened once and decoded once for all K clips: their K
-  windows are drawn first, the union of their frames is decoded in one request, as for test views
-  (below), and each clip then gets its own crop, scale, flip and RandAugment from its frames. A broken
-  file is replaced as a whole: all K clips come from the substitute.
+  such items a batch of B * K clips. The file is opened once and decoded once for all K clips: the W
+  windows are drawn first and the union of their frames is decoded in one request, as for test views
+  (below). A broken file is replaced as a whole: all K clips come from the substitute.
 * test: the same plus ``failed`` (bool). ``len = num_videos * num_views`` with
   ``num_views = NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``; item ``i`` is video ``i // num_views`` and view
   ``view_index = i % num_views = temporal_view * NUM_SPATIAL_CROPS + spatial_crop``.
@@ -46,7 +47,7 @@ shared with the image data sets (:mod:`rs_image.data.failures`):
 Every random choice about a training clip (its window, crop, scale, flip, RandAugment ops) is drawn in the
 sample's own seeded RNG scope (:mod:`rs_image.data.randomness`), so it depends on ``(RNG_SEED, epoch,
 index, attempt)`` only: the number of workers, persistent workers and resuming change nothing. With K clips
-the draws come from that one scope in a fixed order: the K windows, then clip 0's spatial parameters,
+the draws come from that one scope in a fixed order: the W windows, then clip 0's spatial parameters,
 clip 1's, and so on (K = 1 is exactly the single-clip item).
 
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
@@ -125,7 +126,8 @@ class KineticsDataset(torch.utils.data.Dataset):
         transform: clip transform for ``mode``.
         decoder: video decoder backend.
         num_ensemble_views: temporal views per video in test mode (``TEST.NUM_ENSEMBLE_VIEWS``).
-        num_samples: clips per item in train mode (``AUG.NUM_SAMPLE``, repeated augmentation).
+        num_windows: temporal clips per item in train mode, each its own window (``DATA.TRAIN_CROP_NUM_TEMPORAL``).
+        num_augmentations: augmented clips per window in train mode (``AUG.NUM_SAMPLE``, repeated augmentation).
         num_retries: train/val decode attempts on other videos after a failure (``DATA.NUM_RETRIES``).
         seed: ``RNG_SEED``: seeds every random choice about a sample (module docstring).
         max_failure_fraction: test mode stops above this fraction of failed videos
@@ -149,13 +151,14 @@ class KineticsDataset(torch.utils.data.Dataset):
         class_names: Optional[Sequence[str]] = None,
         source: str = "",
         seed: int = 0,
-        num_samples: int = 1,
+        num_windows: int = 1,
+        num_augmentations: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if num_samples < 1 or (num_samples > 1 and mode != "train"):
-            raise ValueError(f"AUG.NUM_SAMPLE (num_samples) must be >= 1, and 1 outside train mode; got {num_samples} "
-                             f"in {mode} mode")
+        for key, value in (("DATA.TRAIN_CROP_NUM_TEMPORAL", num_windows), ("AUG.NUM_SAMPLE", num_augmentations)):
+            if value < 1 or (value > 1 and mode != "train"):
+                raise ValueError(f"{key} must be >= 1, and 1 outside train mode; got {value} in {mode} mode")
         if not records:
             raise DataError(f"{source or 'data set'}: no videos")
         self.mode = mode
@@ -166,7 +169,7 @@ class KineticsDataset(torch.utils.data.Dataset):
         self.source = source
         self._paths = _PathTable([r.path for r in records])
         self._labels = np.asarray([r.label for r in records], dtype=np.int64)
-        self.num_samples = int(num_samples)
+        self.num_windows, self.num_augmentations = int(num_windows), int(num_augmentations)
         self.num_temporal_views = int(num_ensemble_views) if mode == "test" else 1
         self.num_spatial_crops = transform.num_crops if mode == "test" else 1
         if self.num_temporal_views < 1:
@@ -266,13 +269,21 @@ class KineticsDataset(torch.utils.data.Dataset):
         decoded.frames = self.transform.prepare(decoded.frames)
         return decoded
 
+    @property
+    def clips_per_item(self) -> int:
+        """Clips in a train item: ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE`` (1 in val and test)."""
+        return self.num_windows * self.num_augmentations
+
     def _train_clips(self, video_index: int) -> torch.Tensor:
-        """The transformed train/val clip (C, T, H, W), or the item's ``num_samples`` clips (K, C, T, H, W) from
-        one decode (called in the sample's seeded RNG scope); raises VideoDecodeError."""
-        decoded = self._decode_windows(video_index, self.num_samples)
-        if self.num_samples == 1:
+        """The transformed train/val clip (C, T, H, W), or the item's :attr:`clips_per_item` clips (K, C, T, H, W)
+        from one decode (called in the sample's seeded RNG scope); raises VideoDecodeError."""
+        decoded = self._decode_windows(video_index, self.num_windows)
+        if self.clips_per_item == 1:
             return self.transform(gather_frames(decoded.frames, decoded.positions[0]))
-        prepared = [self.transform.prepare(gather_frames(decoded.frames, rows)) for rows in decoded.positions]
+        prepared = []
+        for rows in decoded.positions:
+            frames = gather_frames(decoded.frames, rows)
+            prepared += [self.transform.prepare(frames) for _ in range(self.num_augmentations)]
         t, c, h, w = prepared[0].shape
         if self.transform.dtype == torch.uint8:  # in the frames' (T, H, W, C) memory order (collate_clips)
             clips = torch.empty((len(prepared), t, h, w, c), dtype=torch.uint8).permute(0, 4, 1, 2, 3)
@@ -285,10 +296,11 @@ class KineticsDataset(torch.utils.data.Dataset):
     def _train_item(self, index: int) -> Dict[str, object]:
         video, video_index, failed_reads = self.policy.load(index, self._train_clips)
         label = self.label(video_index)
-        if self.num_samples == 1:
+        k = self.clips_per_item
+        if k == 1:
             return {"video": video, "label": label, "video_index": video_index, "view_index": 0,
                     "failed_reads": failed_reads}
-        k = self.num_samples  # one row per clip (module docstring)
+        # One row per clip (module docstring).
         return {"video": video, "label": torch.full((k,), label), "video_index": torch.full((k,), video_index),
                 "view_index": torch.arange(k), "failed_reads": torch.tensor([failed_reads] + [0] * (k - 1))}
 
@@ -325,7 +337,7 @@ class KineticsDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (
             f"KineticsDataset(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
-            f"clips per item={self.num_samples}, "
+            f"clips per item={self.num_windows}x{self.num_augmentations}, "
             f"sampler={self.sampler}, decoder={self.decoder.name}, source={self.source})"
         )
 
@@ -343,8 +355,9 @@ def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     (:func:`rs_image.data.normalize_uint8`). Float clips go through ``default_collate`` as they
     are, and so does every other key.
 
-    Items of K clips (``video`` (K, C, T, H, W), ``AUG.NUM_SAMPLE``) give a batch of B * K clips, item
-    after item, and every other key B * K rows: each (B, K, ...) tensor is flattened (a view).
+    Items of K clips (``video`` (K, C, T, H, W): ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE``) give a
+    batch of B * K clips, item after item, and every other key B * K rows: each (B, K, ...) tensor is
+    flattened (a view).
     """
     if not batch or not isinstance(batch[0], dict):
         return torch.utils.data.default_collate(batch)
@@ -403,5 +416,6 @@ def build_video_dataset(cfg, split: str) -> KineticsDataset:
         num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if split == "test" else 1,
         num_retries=int(data.NUM_RETRIES), max_failure_fraction=float(data.MAX_FAILURE_FRACTION),
         missing=annotations.missing, class_names=annotations.class_names, source=annotations.source,
-        seed=int(cfg.RNG_SEED), num_samples=int(cfg.AUG.NUM_SAMPLE) if split == "train" else 1,
+        seed=int(cfg.RNG_SEED), num_windows=int(data.TRAIN_CROP_NUM_TEMPORAL) if split == "train" else 1,
+        num_augmentations=int(cfg.AUG.NUM_SAMPLE) if split == "train" else 1,
     )
