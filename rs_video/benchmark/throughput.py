@@ -106,7 +106,7 @@ class BenchmarkSummary:
     Attributes:
         rounds: the measurements, one per round.
         per_clip_baseline: the same configuration with one clip per video, round by round (rows with
-            repeated augmentation), else empty.
+            several clips per video), else empty.
     """
 
     rounds: List[BenchmarkResult]
