@@ -2,11 +2,12 @@
 
 Importing this module registers ``TASK video`` with the engine (:func:`rs_image.engine.register_task`) and
 adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``SAMPLING_RATE``,
-``TARGET_FPS``, ``SHORT_CLIP_POLICY``), annotations (``DATASET``, ``SPLIT``, ``PATH_PREFIX``,
-``PATH_LABEL_SEPARATOR``), decoding (``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops
-(``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``), the output dtype of clips (``OUTPUT_DTYPE``), test views
-(``TEST.NUM_ENSEMBLE_VIEWS``, ``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights
-(``TRAIN.CHECKPOINT_INFLATE``). The command-line tools import it; so must any script that loads a video config::
+``TARGET_FPS``, ``SHORT_CLIP_POLICY``, ``SAMPLING_MODE``), clips per training video (``TRAIN_CROP_NUM_TEMPORAL``,
+``AUG.NUM_SAMPLE``), annotations (``DATASET``, ``SPLIT``, ``PATH_PREFIX``, ``PATH_LABEL_SEPARATOR``), decoding
+(``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops (``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``),
+the output dtype of clips (``OUTPUT_DTYPE``), test views (``TEST.NUM_ENSEMBLE_VIEWS``,
+``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights (``TRAIN.CHECKPOINT_INFLATE``).
+The command-line tools import it; so must any script that loads a video config::
 
     import rs_video.task  # noqa: F401  (registers TASK video)
 """
@@ -27,7 +28,7 @@ from rs_image.recipe import model_kwargs_from_cfg
 from .benchmark import build_pytorchvideo_dataset
 from .data import ANNOTATION_SOURCES, OUTPUT_DTYPES, build_video_dataset, collate_clips
 from .data.decoders import DECODERS
-from .data.sampling import SHORT_CLIP_POLICIES
+from .data.sampling import SAMPLING_MODES, SHORT_CLIP_POLICIES
 from .models import create_model, inflate  # also registers the PyTorchVideo key map with the resolver
 
 __all__ = ["VideoTask"]
@@ -57,10 +58,18 @@ def _add_video_config(cfg: CfgNode) -> None:
     # Train crops: "jitter" (short side in TRAIN_JITTER_SCALES, random crop) or "inception" (random resized).
     d.TRAIN_CROP_MODE = "jitter"
     d.TRAIN_JITTER_SCALES = [256, 320]
-    # Frames past the end of a short video: "repeat_last" or "loop".
+    # Frames past the end of a short video: "repeat_last" or "loop" (dense sampling).
     d.SHORT_CLIP_POLICY = "repeat_last"
+    # "dense": the NUM_FRAMES x SAMPLING_RATE window above; "uniform": one frame from each of NUM_FRAMES equal
+    # segments of the whole video (TSN / SlowFast's SSv2 sampling; SAMPLING_RATE and TARGET_FPS unused).
+    d.SAMPLING_MODE = "dense"
     # Clips out of the data set: "float32" normalised, or "uint8" normalised on the device by the engine.
     d.OUTPUT_DTYPE = "float32"
+    # Clips per training video, all from one decode (SlowFast's keys): TRAIN_CROP_NUM_TEMPORAL temporal clips,
+    # each with its own window, times AUG.NUM_SAMPLE augmentations of each (repeated augmentation: own crop,
+    # scale, flip and RandAugment on the same frames). The global batch (and the learning rate) counts clips.
+    d.TRAIN_CROP_NUM_TEMPORAL = 1
+    cfg.AUG.NUM_SAMPLE = 1
     # Multi-view test: NUM_ENSEMBLE_VIEWS temporal clips x NUM_SPATIAL_CROPS crops per video.
     cfg.TEST.NUM_ENSEMBLE_VIEWS = 10
     cfg.TEST.NUM_SPATIAL_CROPS = 3
@@ -87,6 +96,7 @@ class VideoTask(Task):
         "DATA.DECODER": ("auto",) + tuple(DECODERS),
         "DATA.TRAIN_CROP_MODE": ("jitter", "inception"),
         "DATA.SHORT_CLIP_POLICY": SHORT_CLIP_POLICIES,
+        "DATA.SAMPLING_MODE": SAMPLING_MODES,
         "DATA.OUTPUT_DTYPE": OUTPUT_DTYPES,
         "TRAIN.CHECKPOINT_INFLATE": ("", "average", "center"),
     }
@@ -100,6 +110,14 @@ class VideoTask(Task):
         Rule("DATA.DECODER_THREADS", lambda v, c: v >= 0, ">= 0 (0 = FFmpeg's choice)"),
         Rule("DATA.TRAIN_JITTER_SCALES", _jitter_scales_fit,
              "[min, max] with 0 < min <= max, and min >= DATA.TRAIN_CROP_SIZE in jitter mode"),
+        Rule("DATA.SAMPLING_MODE", lambda v, c: v == "dense" or c.DATA.BACKEND == "native",
+             "'dense' with DATA.BACKEND 'pytorchvideo' (PyTorchVideo samples windows)"),
+        Rule("DATA.TRAIN_CROP_NUM_TEMPORAL", lambda v, c: v >= 1, ">= 1"),
+        Rule("DATA.TRAIN_CROP_NUM_TEMPORAL", lambda v, c: v == 1 or c.DATA.BACKEND == "native",
+             "1 with DATA.BACKEND 'pytorchvideo' (several clips per video are the native loader's)"),
+        Rule("AUG.NUM_SAMPLE", lambda v, c: v >= 1, ">= 1"),
+        Rule("AUG.NUM_SAMPLE", lambda v, c: v == 1 or c.DATA.BACKEND == "native",
+             "1 with DATA.BACKEND 'pytorchvideo' (repeated augmentation is the native loader's)"),
         Rule("TEST.NUM_ENSEMBLE_VIEWS", lambda v, c: v >= 1, ">= 1"),
         Rule("TEST.NUM_SPATIAL_CROPS", lambda v, c: v >= 1, ">= 1"),
         Rule("TRAIN.CHECKPOINT_INFLATE", lambda v, c: not v or bool(c.TRAIN.CHECKPOINT_FILE_PATH),
@@ -115,8 +133,13 @@ class VideoTask(Task):
             return build_pytorchvideo_dataset(cfg, split)
         return build_video_dataset(cfg, split)
 
+    def samples_per_item(self, cfg: Any) -> int:
+        """Clips per training video: ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE``."""
+        return int(cfg.DATA.TRAIN_CROP_NUM_TEMPORAL) * int(cfg.AUG.NUM_SAMPLE)
+
     def collate_fn(self) -> Optional[Callable[[list], Any]]:
-        """:func:`rs_video.data.collate_clips`: uint8 clips stay channels-last (RGB de-interleaved on the device)."""
+        """:func:`rs_video.data.collate_clips`: uint8 clips stay channels-last (RGB de-interleaved on the device);
+        items of K clips become K rows each."""
         return collate_clips
 
     def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:

@@ -85,3 +85,69 @@ def test_sampled_frames_are_the_decoded_frames_at_25_fps(tmp_path):
     assert indices[-1] == 74  # last view ends at the end
     assert [read_frame_index(f) for f in frames] == indices
     assert indices == [start + int(k * 3 * 25 / 30 + 1e-6) for k in range(8)]
+
+
+# ------------------------------------------------------------------------------- uniform (segment) sampling
+# 30 frames, T = 8: size = 29 / 8 = 3.625, boundaries round(3.625 i) = 0 4 7 11 14 (14.5 rounds to even) 18 22 25 29.
+SEGMENTS_30 = [(0, 4), (4, 7), (7, 11), (11, 14), (14, 18), (18, 22), (22, 25), (25, 29)]
+CENTRES_30 = [2, 5, 9, 12, 16, 20, 23, 27]  # (a + b) // 2
+VIEWS_30 = [  # a + (b - a) * (2v + 1) // 6 for v = 0, 1, 2
+    [0, 4, 7, 11, 14, 18, 22, 25],
+    [2, 5, 9, 12, 16, 20, 23, 27],
+    [3, 6, 10, 13, 17, 21, 24, 28],
+]
+# 5 frames, T = 8: size = 0.5, boundaries 0 0 1 2 2 2 3 4 4: frames repeat in order.
+SEGMENTS_5 = [(0, 0), (0, 1), (1, 2), (2, 2), (2, 2), (2, 3), (3, 4), (4, 4)]
+CENTRES_5 = [0, 0, 1, 2, 2, 2, 3, 4]
+
+
+def uniform(**kwargs) -> ClipSampler:
+    return ClipSampler(8, 4, 30, sampling_mode="uniform", **kwargs)
+
+
+def test_uniform_segments_centres_and_test_views_are_the_hand_computed_ones():
+    sampler = uniform()
+    assert sampler.segments(30) == SEGMENTS_30 and sampler.segments(5) == SEGMENTS_5
+    assert sampler.sample("val", 30, 30.0) == CENTRES_30
+    assert [sampler.sample("test", 30, 30.0, view=v, num_views=3) for v in range(3)] == VIEWS_30
+    assert sampler.sample("test", 30, 30.0, view=0, num_views=1) == CENTRES_30  # one view: the centre
+    assert sampler.sample("val", 5, 30.0) == CENTRES_5
+    assert sampler.sample("val", 1, 30.0) == [0] * 8
+    # Neither the stride, the frame rate nor the short-clip policy moves a segment frame.
+    assert ClipSampler(8, 2, 30, "loop", "uniform").sample("val", 30, 25.0) == CENTRES_30
+    assert repr(sampler) == "ClipSampler(8 uniform segments per video)"
+    with pytest.raises(ValueError, match="no fixed duration"):
+        sampler.duration_seconds
+    with pytest.raises(ValueError, match="SAMPLING_MODE"):
+        ClipSampler(8, 4, 30, sampling_mode="tsn")
+
+
+@pytest.mark.parametrize("num_frames, segments", [(30, SEGMENTS_30), (5, SEGMENTS_5)])
+def test_uniform_train_draws_every_frame_of_each_segment_independently(num_frames, segments):
+    sampler = uniform()
+    generator = torch.Generator().manual_seed(0)
+    draws = [sampler.sample("train", num_frames, 30.0, generator=generator) for _ in range(300)]
+    for i, (a, b) in enumerate(segments):
+        assert {d[i] for d in draws} == set(range(a, b + 1)), i
+    if num_frames == 30:  # independent per segment: the offsets within segments 0 and 1 are not tied
+        assert len({(d[0], d[1]) for d in draws}) == 5 * 4
+
+
+@pytest.mark.parametrize("num_frames, fps, views", [(30, 30, VIEWS_30), (5, 25, [CENTRES_5] * 3)])
+def test_uniform_indices_are_the_decoded_frames_of_a_real_file(tmp_path, num_frames, fps, views):
+    from rs_video.data import build_video_dataset
+    from tests.videos import data_cfg, write_list
+
+    write_video(tmp_path / "v.mp4", num_frames=num_frames, fps=fps, gop=8)
+    for split in ("val", "test"):
+        write_list(tmp_path / f"{split}.csv", [("v.mp4", 0)])
+    cfg = data_cfg(tmp_path, DATA__SAMPLING_MODE="uniform", DATA__NUM_FRAMES=8, TEST__NUM_ENSEMBLE_VIEWS=3)
+    val, test = build_video_dataset(cfg, "val"), build_video_dataset(cfg, "test")
+    assert [read_frame_index(f) for f in val._decode(0, 0)] == views[1]  # val = the centres
+    for view in range(3):  # each view on its own, and the union decode the test items are cut from
+        assert [read_frame_index(f) for f in test._decode(0, view)] == views[view]
+    decoded = test._decode_windows(0, 3)
+    union = [read_frame_index(f) for f in decoded.frames]
+    assert union == sorted({i for v in views for i in v})
+    for view, rows in enumerate(decoded.positions):
+        assert [union[r] for r in (range(len(union)) if rows is None else rows.tolist())] == views[view]

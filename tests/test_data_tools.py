@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -146,14 +147,23 @@ def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
 
     code = cli.main([
         "--data-dir", str(tmp_path), "--make-videos", "2", "--short-side", "48", "--gop", "12",
-        "--configs", "ours/pyav", "ptv-recipe/pyav", "--workers", "0", "--clips", "2", "--batch-size", "1",
+        "--configs", "ours/pyav", "ptv-recipe/pyav", "--workers", "0", "--clips", "4", "--batch-size", "1",
         "--num-frames", "4", "--sampling-rate", "2", "--crop", "32", "--test-crop", "40", "--modes", "train", "test",
+        "--num-sample", "2", "--num-temporal", "2", "--repeats", "2",
     ])
     assert code == 0
     table = capsys.readouterr().out
-    # Our loader in both output dtypes (the default), PyTorchVideo always float32, with ratios and load.
-    for row in ("| ours/pyav | float32 | train | 0 |", "| ours/pyav | uint8 | train | 0 |",
-                "| ours/pyav | uint8 | test | 0 |", "| ptv-recipe/pyav | float32 | test | 0 |"):
+    # Our loader in both output dtypes (the default), PyTorchVideo always float32, with ratios and load;
+    # in train mode 1 clip per video, 2 augmentations of one window and 2 windows; median and range over 2 rounds.
+    for row in ("| ours/pyav | float32 | train | 0 | 1x1 |", "| ours/pyav | uint8 | train | 0 | 1x1 |",
+                "| ours/pyav | float32 | train | 0 | 1x2 |", "| ours/pyav | uint8 | train | 0 | 2x1 |",
+                "| ours/pyav | uint8 | test | 0 | 1x1 |", "| ptv-recipe/pyav | float32 | test | 0 | 1x1 |"):
         assert row in table, row
-    assert "ptv-recipe/pyav | uint8" not in table
-    assert "x best PyTorchVideo" in table and "load avg" in table
+    assert "ptv-recipe/pyav | uint8" not in table and "| ours/pyav | uint8 | test | 0 | 1x2 |" not in table
+    assert "x best PyTorchVideo" in table and "load avg" in table and "clips/s median (range)" in table
+    rows = {tuple(c.strip() for c in line.split("|")[1:6]): line.split("|")[6:-1] for line in table.splitlines()[2:]}
+    speed, ratio = rows[("ours/pyav", "uint8", "train", "0", "1x2")][0], rows[("ours/pyav", "uint8", "train", "0", "1x2")][-1]
+    median, low, high = (float(x) for x in re.fullmatch(r" ([\d.]+) \(([\d.]+)-([\d.]+)\) ", speed).groups())
+    assert low <= median <= high
+    assert re.fullmatch(r" [\d.]+ \([\d.]+-[\d.]+\) ", ratio)  # the per-round ratio to 1 clip per video
+    assert rows[("ours/pyav", "uint8", "train", "0", "1x1")][-1].strip() == "-"

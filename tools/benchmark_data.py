@@ -4,6 +4,12 @@
 Example (the README's setting: 2 workers, train mode, 32x2 clips, 224 crop, 10 s 30 fps 340x256 H.264):
 
     python tools/benchmark_data.py --make-videos 24 --data-dir /tmp/bench_videos --workers 2 --modes train
+
+Several clips per decoded video, ratios to one clip per video from the same run: AUG.NUM_SAMPLE 2 and 4
+(repeated augmentation of one window) and DATA.TRAIN_CROP_NUM_TEMPORAL 2 and 4 (own windows):
+
+    python tools/benchmark_data.py --data-dir /tmp/bench_videos --configs ours/torchcodec ours/pyav \
+        --output-dtype uint8 --num-sample 2 4 --num-temporal 2 4 --repeats 5
 """
 
 from __future__ import annotations
@@ -58,13 +64,18 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", nargs="+", type=int, default=[2])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--clips", type=int, default=96, help="timed clips per configuration")
-    parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the best round is kept")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved rounds; rows give the median and the range over them")
     parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--sampling-rate", type=int, default=2)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--test-crop", type=int, default=256)
     parser.add_argument("--output-dtype", nargs="+", default=["float32", "uint8"], choices=["float32", "uint8"],
                         help="DATA.OUTPUT_DTYPE values to measure our loader with (PyTorchVideo rows are float32)")
+    parser.add_argument("--num-sample", nargs="+", type=int, default=[1],
+                        help="AUG.NUM_SAMPLE values (augmentations of one window) for our loader in train mode")
+    parser.add_argument("--num-temporal", nargs="+", type=int, default=[1],
+                        help="DATA.TRAIN_CROP_NUM_TEMPORAL values (windows per video) for our loader in train mode")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.make_videos:
@@ -73,7 +84,7 @@ def main(argv=None) -> int:
         make_benchmark_videos(args.data_dir, num_videos=args.make_videos, width=width, height=short, gop=args.gop)
     cfg = benchmark_cfg(args.data_dir, args.num_frames, args.sampling_rate, args.crop, args.test_crop)
     results = run_benchmark(cfg, args.configs, args.modes, args.workers, args.batch_size, args.clips, args.repeats,
-                            output_dtypes=args.output_dtype)
+                            output_dtypes=args.output_dtype, num_sample=args.num_sample, num_temporal=args.num_temporal)
     print(format_table(results))
     return 0
 

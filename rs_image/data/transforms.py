@@ -12,7 +12,7 @@ dimensions, e.g. the frames of a clip, share one set of random parameters) and r
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torchvision.transforms import v2
@@ -151,7 +151,7 @@ def build_eval_transform(
 
 def normalize_uint8(
     x: torch.Tensor, mean: Sequence[float], std: Sequence[float], *,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    memory_format: torch.memory_format = torch.contiguous_format, out: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """``(x / 255 - mean) / std`` of a uint8 (B, C, ...) batch as float32, on ``x``'s device.
 
@@ -165,6 +165,8 @@ def normalize_uint8(
         x: uint8 tensor with channels in dimension 1 (any strides, e.g. channels-last clips).
         mean, std: per-channel values on the [0, 1] scale (``DATA.MEAN``, ``DATA.STD``).
         memory_format: layout of the result (e.g. ``torch.channels_last_3d``).
+        out: a float32 tensor of ``x``'s shape to write the result into (e.g. one clip's row of a batch),
+            instead of a new one in ``memory_format``; the values are the same.
     """
     if x.dtype != torch.uint8 or x.ndim < 2:
         raise ValueError(f"expected a uint8 (B, C, ...) tensor, got {x.dtype} of shape {tuple(x.shape)}")
@@ -174,4 +176,10 @@ def normalize_uint8(
     shape = (1, channels) + (1,) * (x.ndim - 2)
     mean_255 = torch.tensor([255.0 * float(m) for m in mean], device=x.device).view(shape)
     std_255 = torch.tensor([255.0 * float(s) for s in std], device=x.device).view(shape)
-    return x.to(torch.float32, memory_format=memory_format).sub_(mean_255).div_(std_255)
+    if out is None:
+        out = x.to(torch.float32, memory_format=memory_format)
+    elif out.dtype != torch.float32 or out.shape != x.shape:
+        raise ValueError(f"out must be float32 of shape {tuple(x.shape)}, got {out.dtype} {tuple(out.shape)}")
+    else:
+        out.copy_(x)
+    return out.sub_(mean_255).div_(std_255)

@@ -6,7 +6,9 @@ Differences worth knowing:
 
 * ``TRAIN.BATCH_SIZE`` / ``TEST.BATCH_SIZE`` are **per process** (per GPU), not per machine.
 * ``SOLVER.BASE_LR`` is the learning rate at ``SOLVER.BASE_BATCH_SIZE`` samples per optimizer step;
-  the learning rate actually used is ``BASE_LR * global_batch / BASE_BATCH_SIZE`` (linear scaling rule).
+  the learning rate actually used is ``BASE_LR * global_batch / BASE_BATCH_SIZE`` (linear scaling rule),
+  where ``global_batch = TRAIN.BATCH_SIZE x samples per item (the video task's clips per video) x
+  TRAIN.GRAD_ACCUM_STEPS x processes``.
 * ``BN.MOMENTUM`` uses the PyTorch convention (``running = (1 - m) * running + m * batch``). TensorFlow's
   ``momentum=0.0`` (used by every released ResNet-RS recipe) is PyTorch ``1.0``; see
   :mod:`rs_image.recipe.batchnorm`.
@@ -152,8 +154,11 @@ _C.DATA_LOADER.PREFETCH_FACTOR = 2
 # ---------------------------------------------------------------------------- TRAIN
 _C.TRAIN = CfgNode()
 _C.TRAIN.ENABLE = True
-# Per process. Global batch = BATCH_SIZE * WORLD_SIZE.
+# Items per process and micro-batch. Global batch = BATCH_SIZE * samples per item * GRAD_ACCUM_STEPS * WORLD_SIZE.
 _C.TRAIN.BATCH_SIZE = 8
+# Micro-batches per optimizer step (gradient accumulation); steps, schedules, EMA and checkpoints count
+# optimizer steps. BN statistics are still per micro-batch.
+_C.TRAIN.GRAD_ACCUM_STEPS = 1
 # Single-view validation every EVAL_PERIOD epochs (and after the last epoch); 0 disables it.
 _C.TRAIN.EVAL_PERIOD = 10
 # Keep a checkpoint every CHECKPOINT_PERIOD epochs (and after the last epoch); "last" is written every epoch.
@@ -272,6 +277,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
 
 RULES: List[Rule] = [
     Rule("TRAIN.BATCH_SIZE", lambda v, c: v > 0, "> 0"),
+    Rule("TRAIN.GRAD_ACCUM_STEPS", lambda v, c: v >= 1, ">= 1"),
     Rule("TEST.BATCH_SIZE", lambda v, c: v > 0, "> 0"),
     Rule("SOLVER.MAX_EPOCH", lambda v, c: v > 0, "> 0"),
     Rule("SOLVER.WARMUP_EPOCHS", lambda v, c: 0 <= v < c.SOLVER.MAX_EPOCH, "in [0, SOLVER.MAX_EPOCH)"),

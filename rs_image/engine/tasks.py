@@ -72,6 +72,12 @@ class Task:
         """The DataLoader ``collate_fn`` for this task's items (None: torch's ``default_collate``)."""
         return None
 
+    def samples_per_item(self, cfg: Any) -> int:
+        """Training samples in one item of the training set (repeated augmentation: several augmented copies
+        of one decoded file); :meth:`collate_fn` lays them out as rows of the batch. The global batch, and
+        with it the learning rate, counts samples."""
+        return 1
+
     def build_mixup(self, cfg: Any) -> Optional[Mixup]:
         """Batch-level MixUp/CutMix (``MIXUP.*``) or None when disabled."""
         return BatchMixup.from_cfg(cfg)

@@ -3,9 +3,21 @@
 :class:`Trainer` is generic over a :class:`~rs_image.engine.tasks.Task`. It is assembled from small
 ``build_*`` methods (detectron2's ``DefaultTrainer``) that a subclass can override; everything around the
 loop (metrics, precise BN, checkpoints, validation) is an ordered list of hooks (:mod:`rs_image.engine.hooks`).
-One optimizer step per batch; the learning rate follows the per-step cosine schedule; the EMA is updated
-after every step. Metrics stay on the device between log periods; the one host sync per step left is the
-non-finite-loss check, which every process must decide together before the optimizer step.
+One optimizer step per ``TRAIN.GRAD_ACCUM_STEPS`` micro-batches (1: per batch); every count of steps (the
+schedule, the EMA, logging, checkpoints, ``TRAIN.MAX_STEPS_PER_EPOCH``) counts optimizer steps, and the
+global batch that the learning rate is scaled by counts the samples of one optimizer step over all
+processes: ``TRAIN.BATCH_SIZE x`` :meth:`Task.samples_per_item` ``x GRAD_ACCUM_STEPS x processes``. Metrics
+stay on the device between log periods; the one host sync per step left is the non-finite-loss check,
+which every process must decide together before the optimizer step.
+
+Gradient accumulation. Each micro-batch's loss is divided by ``N = GRAD_ACCUM_STEPS`` and back-propagated;
+under DDP the gradient all-reduce runs only on the last one (``no_sync`` on the others); then one
+(clipped) optimizer step, one scheduler step, one EMA update. With equal micro-batches the mean of the N
+micro-batch losses is the loss of their union, so the update equals one step on a batch N times larger,
+except for BatchNorm in train mode: its statistics (and running averages, updated once per micro-batch)
+come from each micro-batch alone. A non-finite loss in any micro-batch makes the whole step count as
+non-finite. Checkpoints are written between optimizer steps only, so a resumed run restarts at a step
+boundary and is exact.
 
 Exact resume. ``last.pyth`` holds everything that decides the rest of the run: weights, EMA, optimizer,
 scheduler, grad scaler, the position in the data order (epoch and step; the order itself is a function
@@ -20,13 +32,14 @@ with saved-and-restored RNG states so it never changes the training randomness.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional
+from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -114,8 +127,11 @@ class Trainer:
         self._prepare_run()
 
         self.train_set = self.task.build_dataset(cfg, "train")
-        self.batch_size = cfg.TRAIN.BATCH_SIZE
-        self.global_batch = self.batch_size * self.dist.world_size
+        self.batch_size = cfg.TRAIN.BATCH_SIZE  # items per micro-batch and process
+        self.accum_steps = cfg.TRAIN.GRAD_ACCUM_STEPS
+        self.samples_per_item = self.task.samples_per_item(cfg)
+        # Samples per optimizer step over all processes: what the learning rate is scaled by.
+        self.global_batch = self.batch_size * self.samples_per_item * self.accum_steps * self.dist.world_size
         self.train_loader = self.build_train_loader(seed=cfg.RNG_SEED)
         self.sampler: ResumableDistributedSampler = self.train_loader.batch_sampler.sampler  # type: ignore[union-attr]
         self._plan_steps()
@@ -137,6 +153,8 @@ class Trainer:
         if resume is not None:
             self.restore(resume)
         self.train_model = self.wrap_model(self.model)
+        self._ddp_model = next((m for m in (self.train_model, getattr(self.train_model, "_orig_mod", None))
+                                if isinstance(m, DistributedDataParallel)), None)
         self.writer = MetricWriter(self.output_dir, enabled=self.is_main, tensorboard=cfg.TENSORBOARD)
         self.hooks: List[Hook] = self.build_hooks()
         # Sums since the last log period (loss * n, n, correct, labelled n) and over the epoch
@@ -185,11 +203,12 @@ class Trainer:
         return (seed * 1_000_003 + epoch * 1_009 + self.dist.rank) % 2**63
 
     def _plan_steps(self) -> None:
-        full_steps = self.sampler.num_samples // self.batch_size
+        full_steps = self.sampler.num_samples // (self.batch_size * self.accum_steps)
         if full_steps == 0:
             raise DataError(
-                f"the training set has {len(self.train_set)} samples, fewer than one global batch "  # type: ignore[arg-type]
-                f"(TRAIN.BATCH_SIZE {self.batch_size} x {self.dist.world_size} processes)"
+                f"the training set has {len(self.train_set)} items, fewer than one optimizer step "  # type: ignore[arg-type]
+                f"(TRAIN.BATCH_SIZE {self.batch_size} x TRAIN.GRAD_ACCUM_STEPS {self.accum_steps} x "
+                f"{self.dist.world_size} processes)"
             )
         cap = self.cfg.TRAIN.MAX_STEPS_PER_EPOCH
         self.steps_per_epoch = min(full_steps, cap) if cap > 0 else full_steps
@@ -291,9 +310,11 @@ class Trainer:
             cfg.TASK, cfg.MODEL.NAME, n_params / 1e6, self.device, self.dist.world_size, self.precision,
         )
         logger.info(
-            "global batch %d -> peak LR %.5g (SOLVER.BASE_LR %g per %d), %d steps/epoch x %d epochs, warm-up %d steps, "
+            "global batch %d (%d per process x %d samples per item x %d micro-batches x %d processes) -> peak LR "
+            "%.5g (SOLVER.BASE_LR %g per %d), %d optimizer steps/epoch x %d epochs, warm-up %d steps, "
             "stochastic depth %s, EMA %s",
-            self.global_batch, self.peak_lr, cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_BATCH_SIZE, self.steps_per_epoch,
+            self.global_batch, self.batch_size, self.samples_per_item, self.accum_steps, self.dist.world_size,
+            self.peak_lr, cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_BATCH_SIZE, self.steps_per_epoch,
             self.max_epoch, self.warmup_steps, sd, f"{cfg.EMA.DECAY}" if self.ema is not None else "off",
         )
         if self.resumed_from is not None:
@@ -324,7 +345,8 @@ class Trainer:
             "rng_states": rng_states,
             "sampler": {
                 "seed": self.cfg.RNG_SEED, "epoch": next_epoch, "world_size": self.dist.world_size,
-                "batch_size": self.batch_size, "consumed_batches": step_in_epoch,
+                "batch_size": self.batch_size, "grad_accum_steps": self.accum_steps,
+                "consumed_batches": step_in_epoch * self.accum_steps,
             },
             "cfg": self.cfg.dump(),
         }
@@ -372,13 +394,13 @@ class Trainer:
         self.global_step = int(state["global_step"])
         self.num_skipped_steps = int(state.get("num_skipped_steps", 0))
         sampler = state.get("sampler") or {}
-        if self.start_step and (
-            sampler.get("world_size") != self.dist.world_size or sampler.get("batch_size") != self.batch_size
-        ):
+        before = (sampler.get("world_size"), sampler.get("batch_size"), sampler.get("grad_accum_steps", 1))
+        now = (self.dist.world_size, self.batch_size, self.accum_steps)
+        if self.start_step and before != now:
             logger.warning(
-                "resuming mid-epoch with another world size / batch size (%s x %s before, %d x %d now): the rest "
-                "of epoch %d uses a different data order", sampler.get("world_size"), sampler.get("batch_size"),
-                self.dist.world_size, self.batch_size, self.start_epoch + 1,
+                "resuming mid-epoch with another world size / batch size / TRAIN.GRAD_ACCUM_STEPS (%s x %s x %s "
+                "before, %d x %d x %d now): the rest of epoch %d uses a different data order", *before, *now,
+                self.start_epoch + 1,
             )
 
     # ------------------------------------------------------------------------------------------------
@@ -402,57 +424,72 @@ class Trainer:
         return self.last_metrics
 
     def train_epoch(self, epoch: int, first_step: int) -> None:
-        """Steps ``first_step + 1 .. steps_per_epoch`` of ``epoch``, with the ``after_step`` hooks."""
+        """Optimizer steps ``first_step + 1 .. steps_per_epoch`` of ``epoch``, with the ``after_step`` hooks."""
         self.train_model.train()
         self.sampler.set_epoch(epoch)
-        self.sampler.set_start_index(first_step * self.batch_size)
+        self.sampler.set_start_index(first_step * self.batch_size * self.accum_steps)
         self.train_loader.generator.manual_seed(self._loader_seed(self.cfg.RNG_SEED, epoch))
         if self.is_main and self.cfg.PROGRESS_BAR:
             self.progress = tqdm(total=self.steps_per_epoch, initial=first_step, dynamic_ncols=True, unit="step",
                                  desc=f"epoch {epoch + 1}/{self.max_epoch}")
         iterator = iter(self.train_loader)
         try:
-            tic = time.perf_counter()
             for step in range(first_step, self.steps_per_epoch):
-                batch = next(iterator)
-                data_time = time.perf_counter() - tic
-                self.run_step(batch, epoch, step)
-                self.timer.add(data_time, time.perf_counter() - tic)
+                tic = time.perf_counter()
+                self._data_time = 0.0
+                self.run_step(self._micro_batches(iterator), epoch, step)
+                self.timer.add(self._data_time, time.perf_counter() - tic)
                 if self.progress is not None:
                     self.progress.update(1)
                 for hook in self.hooks:
                     hook.after_step(self, epoch, step + 1)
-                tic = time.perf_counter()
         finally:
             if self.progress is not None:
                 self.progress.close()
                 self.progress = None
             del iterator
 
-    def run_step(self, batch: Dict[str, Any], epoch: int, step: int) -> None:
-        """One optimizer step on ``batch``; its loss and accuracy are added to :attr:`step_stats` on the device."""
-        x = self.prepare_input(batch)
-        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
-        n = labels.numel()
-        if "failed_reads" in batch:
-            self.epoch_stats[2].add_(int(torch.as_tensor(batch["failed_reads"]).sum()))
-        targets = labels
-        if self.mixup is not None:  # on normalised floats, whatever the input dtype was
-            x, targets = self.mixup(x, labels)
-        skip_policy = self.cfg.TRAIN.NONFINITE_LOSS == "skip"
-        # A skipped step must also undo what its forward pass did to the BN running statistics.
-        saved_buffers = [b.detach().clone() for b in self.model.buffers()] if skip_policy else None
-        with self.autocast():
-            logits = self.train_model(x)
-        loss = self.criterion(logits.float(), targets)
+    def _micro_batches(self, iterator: Iterator[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
+        """The next ``TRAIN.GRAD_ACCUM_STEPS`` batches of ``iterator``, fetched as they are used (timed)."""
+        for _ in range(self.accum_steps):
+            tic = time.perf_counter()
+            batch = next(iterator)
+            self._data_time += time.perf_counter() - tic
+            yield batch
 
-        # Every rank must take the same decision, or DDP's gradient all-reduce would hang: the one sync.
-        if du.all_reduce_sum((~torch.isfinite(loss.detach())).float().reshape(1)).item() > 0:
-            self._non_finite_loss(loss, epoch, step, saved_buffers)
+    def _grad_sync(self, last_micro_batch: bool) -> ContextManager:
+        """DDP's ``no_sync`` on all but the last micro-batch of a step (the gradients are all-reduced once)."""
+        if last_micro_batch or self._ddp_model is None:
+            return contextlib.nullcontext()
+        return self._ddp_model.no_sync()
+
+    def run_step(self, batches: Iterable[Dict[str, Any]], epoch: int, step: int) -> None:
+        """One optimizer step on the ``TRAIN.GRAD_ACCUM_STEPS`` micro-batches of ``batches`` (module docstring);
+        their loss and accuracy are added to :attr:`step_stats` on the device."""
+        skip_policy = self.cfg.TRAIN.NONFINITE_LOSS == "skip"
+        # A skipped step must also undo what its forward passes did to the BN running statistics.
+        saved_buffers = [b.detach().clone() for b in self.model.buffers()] if skip_policy else None
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss * n, n, correct, labelled
+        losses = []
+        for micro, batch in enumerate(batches):
+            with self._grad_sync(micro == self.accum_steps - 1):
+                loss, logits, labels, targets = self._forward(batch)
+                self.scaler.scale(loss / self.accum_steps if self.accum_steps > 1 else loss).backward()
+            losses.append(loss.detach())
+            n = labels.numel()
+            stats[0].add_(loss.detach().double() * n)
+            stats[1].add_(n)
+            if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
+                stats[2].add_((logits.detach().argmax(dim=1) == labels).sum())
+                stats[3].add_(n)
+
+        # Every rank must take the same decision, or the ranks would part ways: the one sync per step.
+        step_losses = torch.stack(losses)
+        if du.all_reduce_sum((~torch.isfinite(step_losses)).any().float().reshape(1)).item() > 0:
+            self._non_finite_loss(step_losses, epoch, step, saved_buffers)
             return
 
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         if self.cfg.SOLVER.CLIP_GRAD_L2NORM > 0:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.SOLVER.CLIP_GRAD_L2NORM)
@@ -462,23 +499,32 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         self.global_step += 1
-        weighted = loss.detach().double() * n
-        self.step_stats[0].add_(weighted)
-        self.step_stats[1].add_(n)
-        self.epoch_stats[0].add_(weighted)
-        self.epoch_stats[1].add_(n)
-        if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
-            self.step_stats[2].add_((logits.detach().argmax(dim=1) == labels).sum())
-            self.step_stats[3].add_(n)
+        self.step_stats.add_(stats)
+        self.epoch_stats[:2].add_(stats[:2])
 
-    def _non_finite_loss(self, loss: torch.Tensor, epoch: int, step: int, saved_buffers: Optional[list]) -> None:
+    def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
+        x = self.prepare_input(batch)
+        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
+        if "failed_reads" in batch:
+            self.epoch_stats[2].add_(int(torch.as_tensor(batch["failed_reads"]).sum()))
+        targets = labels
+        if self.mixup is not None:  # on normalised floats, whatever the input dtype was
+            x, targets = self.mixup(x, labels)
+        with self.autocast():
+            logits = self.train_model(x)
+        return self.criterion(logits.float(), targets), logits, labels, targets
+
+    def _non_finite_loss(self, losses: torch.Tensor, epoch: int, step: int, saved_buffers: Optional[list]) -> None:
+        values = losses.tolist()  # this rank's micro-batch losses (another rank may be the one that failed)
+        shown = f"{values[0]}" if len(values) == 1 else f"micro-batch losses {values}"
         where = (
             f"epoch {epoch + 1}, step {step + 1}/{self.steps_per_epoch} (global step {self.global_step + 1}), "
             f"learning rate {self.optimizer.param_groups[0]['lr']:.4g}"
         )
         if self.cfg.TRAIN.NONFINITE_LOSS == "stop":
             raise NonFiniteLossError(
-                f"non-finite loss ({loss.item()}) at {where}. Training stopped before applying it; the last "
+                f"non-finite loss ({shown}) at {where}. Training stopped before applying it; the last "
                 f"checkpoint is intact. Try a lower SOLVER.BASE_LR, SOLVER.CLIP_GRAD_L2NORM, a longer "
                 f"SOLVER.WARMUP_EPOCHS, or TRAIN.NONFINITE_LOSS skip."
             )

@@ -16,6 +16,7 @@ from .pytorchvideo_compat import enable_pytorchvideo_transforms
 from .synthetic import INDEX_BITS, make_frame, read_frame_index, write_audio_only_file, write_synthetic_video
 from .throughput import (
     BenchmarkResult,
+    BenchmarkSummary,
     format_table,
     make_benchmark_videos,
     measure_loader,
@@ -32,6 +33,7 @@ __all__ = [
     "write_synthetic_video",
     "write_audio_only_file",
     "BenchmarkResult",
+    "BenchmarkSummary",
     "format_table",
     "make_benchmark_videos",
     "measure_loader",

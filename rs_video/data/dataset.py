@@ -7,6 +7,15 @@ Items are dicts (the contract with the engine):
   video. ``video`` is float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip
   that the consumer normalises on its device (``uint8``; the engine does it in
   :meth:`rs_image.engine.Task.prepare_input`).
+* train with several clips per video (SlowFast's keys): ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W temporal clips,
+  each with its own window, and ``AUG.NUM_SAMPLE`` S augmentations of each (repeated augmentation: its own
+  crop, scale, flip and RandAugment ops on the same frames), K = W * S clips in window-major order.
+  ``video`` is (K, C, T, H, W) and every other key a length-K tensor, one row per clip: ``label`` and
+  ``video_index`` repeated, ``view_index`` the clip number 0..K-1, ``failed_reads`` on the first row (0 on
+  the others, so that summing it still counts replaced loads). :func:`collate_clips` makes a batch of B
+  such items a batch of B * K clips. The file is opened once and decoded once for all K clips: the W
+  windows are drawn first and the union of their frames is decoded in one request, as for test views
+  (below). A broken file is replaced as a whole: all K clips come from the substitute.
 * test: the same plus ``failed`` (bool). ``len = num_videos * num_views`` with
   ``num_views = NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``; item ``i`` is video ``i // num_views`` and view
   ``view_index = i % num_views = temporal_view * NUM_SPATIAL_CROPS + spatial_crop``.
@@ -38,7 +47,9 @@ shared with the image data sets (:mod:`rs_image.data.failures`):
 
 Every random choice about a training clip (its window, crop, scale, flip, RandAugment ops) is drawn in the
 sample's own seeded RNG scope (:mod:`rs_image.data.randomness`), so it depends on ``(RNG_SEED, epoch,
-index, attempt)`` only: the number of workers, persistent workers and resuming change nothing.
+index, attempt)`` only: the number of workers, persistent workers and resuming change nothing. With K clips
+the draws come from that one scope in a fixed order: the W windows, then clip 0's spatial parameters,
+clip 1's, and so on (K = 1 is exactly the single-clip item).
 
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
 in test mode.
@@ -64,7 +75,7 @@ from .annotations import SplitAnnotations, VideoRecord
 from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
 from .sampling import ClipSampler
 from .sources import load_annotations
-from .transforms import ClipTransform, build_clip_transform
+from .transforms import ClipTransform, build_clip_transform, gather_frames
 
 __all__ = ["VideoDataset", "SplitInputs", "build_split_inputs", "build_video_dataset", "collate_clips", "MODES"]
 
@@ -95,12 +106,16 @@ class _PathTable:
 
 
 @dataclass
-class _DecodedViews:
-    """Test-mode per-worker cache: the prepared frames of all temporal windows of one video."""
+class _DecodedWindows:
+    """The frames of several temporal windows of one video, from one open and one decode request.
+
+    Test mode keeps the last video's (prepared) in a per-worker cache; repeated augmentation cuts its K
+    train clips from it.
+    """
 
     video_index: int
-    frames: torch.Tensor  # prepared uint8 (N, 3, H, W): the sorted union of the windows' frames
-    positions: List[torch.Tensor]  # per temporal view, the rows of ``frames`` that make its T-frame clip
+    frames: torch.Tensor  # uint8 (N, 3, H, W): the sorted union of the windows' frames (test mode: prepared)
+    positions: List[Optional[torch.Tensor]]  # per window, the rows of ``frames`` that make it; None: all, in order
 
 
 class VideoDataset(torch.utils.data.Dataset):
@@ -113,6 +128,8 @@ class VideoDataset(torch.utils.data.Dataset):
         transform: clip transform for ``mode``.
         decoder: video decoder backend.
         num_ensemble_views: temporal views per video in test mode (``TEST.NUM_ENSEMBLE_VIEWS``).
+        num_windows: temporal clips per item in train mode, each its own window (``DATA.TRAIN_CROP_NUM_TEMPORAL``).
+        num_augmentations: augmented clips per window in train mode (``AUG.NUM_SAMPLE``, repeated augmentation).
         num_retries: train/val decode attempts on other videos after a failure (``DATA.NUM_RETRIES``).
         seed: ``RNG_SEED``: seeds every random choice about a sample (module docstring).
         max_failure_fraction: test mode stops above this fraction of failed videos
@@ -136,9 +153,14 @@ class VideoDataset(torch.utils.data.Dataset):
         class_names: Optional[Sequence[str]] = None,
         source: str = "",
         seed: int = 0,
+        num_windows: int = 1,
+        num_augmentations: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        for key, value in (("DATA.TRAIN_CROP_NUM_TEMPORAL", num_windows), ("AUG.NUM_SAMPLE", num_augmentations)):
+            if value < 1 or (value > 1 and mode != "train"):
+                raise ValueError(f"{key} must be >= 1, and 1 outside train mode; got {value} in {mode} mode")
         if not records:
             raise DataError(f"{source or 'data set'}: no videos")
         self.mode = mode
@@ -149,6 +171,7 @@ class VideoDataset(torch.utils.data.Dataset):
         self.source = source
         self._paths = _PathTable([r.path for r in records])
         self._labels = np.asarray([r.label for r in records], dtype=np.int64)
+        self.num_windows, self.num_augmentations = int(num_windows), int(num_augmentations)
         self.num_temporal_views = int(num_ensemble_views) if mode == "test" else 1
         self.num_spatial_crops = transform.num_crops if mode == "test" else 1
         if self.num_temporal_views < 1:
@@ -159,7 +182,7 @@ class VideoDataset(torch.utils.data.Dataset):
             source=source, kind="video",
             hint=f"check DATA.PATH_TO_DATA_DIR / DATA.PATH_PREFIX and DATA.DECODER ({decoder.name})",
         )
-        self._views: Optional[_DecodedViews] = None  # test mode: the last video's decoded views (per process)
+        self._views: Optional[_DecodedWindows] = None  # test mode: the last video's decoded views (per process)
         self.policy.check_failure_fraction()
 
     # ------------------------------------------------------------------------------------ sizes
@@ -222,30 +245,68 @@ class VideoDataset(torch.utils.data.Dataset):
             )
             return video.get_frames(indices)
 
-    def _decode_views(self, video_index: int) -> _DecodedViews:
-        """All temporal views of a test video from one open and one decode request (module docstring)."""
+    def _decode_windows(self, video_index: int, num_windows: int) -> _DecodedWindows:
+        """``num_windows`` temporal windows of a video from one open and one decode request: the views of a
+        test video (window ``w`` is view ``w``) or the clips of a train item (each window drawn in the
+        sample's RNG scope, in order). Overlapping windows share their frames and a long GOP is walked
+        once; raises VideoDecodeError."""
         path = self._paths[video_index]
+        test = self.mode == "test"
         with self.decoder.open(path) as video:
             windows = [
-                self.sampler.sample("test", video.num_frames, video.fps, view=view, num_views=self.num_temporal_views)
-                for view in range(self.num_temporal_views)
+                self.sampler.sample(self.mode, video.num_frames, video.fps, view=window if test else 0,
+                                    num_views=num_windows if test else 1)
+                for window in range(num_windows)
             ]
             union = sorted({index for window in windows for index in window})
             frames = video.get_frames(union)
         lookup = torch.tensor(union)
-        positions = [torch.searchsorted(lookup, torch.tensor(window)) for window in windows]
-        return _DecodedViews(video_index, self.transform.prepare(frames), positions)
+        positions = [None if window == union else torch.searchsorted(lookup, torch.tensor(window))
+                     for window in windows]
+        return _DecodedWindows(video_index, frames, positions)
 
-    def _train_clip(self, video_index: int) -> torch.Tensor:
-        """One transformed train/val clip (called in the sample's seeded RNG scope); raises VideoDecodeError."""
-        return self.transform(self._decode(video_index, 0))
+    def _decode_views(self, video_index: int) -> _DecodedWindows:
+        """All temporal views of a test video, resized once for all of them (module docstring)."""
+        decoded = self._decode_windows(video_index, self.num_temporal_views)
+        decoded.frames = self.transform.prepare(decoded.frames)
+        return decoded
+
+    @property
+    def clips_per_item(self) -> int:
+        """Clips in a train item: ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE`` (1 in val and test)."""
+        return self.num_windows * self.num_augmentations
+
+    def _train_clips(self, video_index: int) -> torch.Tensor:
+        """The transformed train/val clip (C, T, H, W), or the item's :attr:`clips_per_item` clips (K, C, T, H, W)
+        from one decode (called in the sample's seeded RNG scope); raises VideoDecodeError."""
+        decoded = self._decode_windows(video_index, self.num_windows)
+        if self.clips_per_item == 1:
+            return self.transform(gather_frames(decoded.frames, decoded.positions[0]))
+        prepared = []
+        for rows in decoded.positions:
+            frames = gather_frames(decoded.frames, rows)
+            prepared += [self.transform.prepare(frames) for _ in range(self.num_augmentations)]
+        t, c, h, w = prepared[0].shape
+        if self.transform.dtype == torch.uint8:  # in the frames' (T, H, W, C) memory order (collate_clips)
+            clips = torch.empty((len(prepared), t, h, w, c), dtype=torch.uint8).permute(0, 4, 1, 2, 3)
+        else:
+            clips = torch.empty((len(prepared), c, t, h, w), dtype=torch.float32)
+        for clip, row in zip(prepared, clips):  # written in place: no copy of the K clips into one tensor
+            self.transform.finalize(clip, out=row)
+        return clips
 
     def _train_item(self, index: int) -> Dict[str, object]:
-        video, video_index, failed_reads = self.policy.load(index, self._train_clip)
-        return {"video": video, "label": self.label(video_index), "video_index": video_index, "view_index": 0,
-                "failed_reads": failed_reads}
+        video, video_index, failed_reads = self.policy.load(index, self._train_clips)
+        label = self.label(video_index)
+        k = self.clips_per_item
+        if k == 1:
+            return {"video": video, "label": label, "video_index": video_index, "view_index": 0,
+                    "failed_reads": failed_reads}
+        # One row per clip (module docstring).
+        return {"video": video, "label": torch.full((k,), label), "video_index": torch.full((k,), video_index),
+                "view_index": torch.arange(k), "failed_reads": torch.tensor([failed_reads] + [0] * (k - 1))}
 
-    def _test_views(self, video_index: int) -> _DecodedViews:
+    def _test_views(self, video_index: int) -> _DecodedWindows:
         if self._views is None or self._views.video_index != video_index:
             self._views = None  # free the previous video before decoding the next one
             self._views = self._decode_views(video_index)
@@ -278,12 +339,14 @@ class VideoDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         return (
             f"VideoDataset(mode={self.mode}, videos={self.num_videos}, views={self.num_views}, "
+            f"clips per item={self.num_windows}x{self.num_augmentations}, "
             f"sampler={self.sampler}, decoder={self.decoder.name}, source={self.source})"
         )
 
 
 def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-    """``default_collate`` for the data set's items that keeps uint8 clips channels-last.
+    """``default_collate`` for the data set's items that keeps uint8 clips channels-last and flattens
+    repeated-augmentation items.
 
     A uint8 clip (``DATA.OUTPUT_DTYPE uint8``) is a (C, T, H, W) view of frames stored in (T, H, W, C)
     order, RGB interleaved as decoded and resized. ``default_collate`` would stack it into a contiguous
@@ -293,12 +356,22 @@ def collate_clips(batch: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     view with ``channels_last_3d`` strides; the device de-interleaves it while normalising
     (:func:`rs_image.data.normalize_uint8`). Float clips go through ``default_collate`` as they
     are, and so does every other key.
+
+    Items of K clips (``video`` (K, C, T, H, W): ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE``) give a
+    batch of B * K clips, item after item, and every other key B * K rows: each (B, K, ...) tensor is
+    flattened (a view).
     """
-    if not batch or not isinstance(batch[0], dict) or batch[0]["video"].dtype != torch.uint8:
+    if not batch or not isinstance(batch[0], dict):
         return torch.utils.data.default_collate(batch)
-    videos = torch.utils.data.default_collate([item["video"].permute(1, 2, 3, 0) for item in batch])
-    rest = torch.utils.data.default_collate([{k: v for k, v in item.items() if k != "video"} for item in batch])
-    return {"video": videos.permute(0, 4, 1, 2, 3), **rest}
+    if batch[0]["video"].dtype == torch.uint8:
+        videos = torch.utils.data.default_collate([item["video"].movedim(-4, -1) for item in batch])
+        rest = torch.utils.data.default_collate([{k: v for k, v in item.items() if k != "video"} for item in batch])
+        collated = {"video": videos.movedim(-1, -4), **rest}
+    else:
+        collated = torch.utils.data.default_collate(batch)
+    if batch[0]["video"].dim() == 5:  # K clips per item
+        collated = {k: v.flatten(0, 1) if isinstance(v, torch.Tensor) else v for k, v in collated.items()}
+    return collated
 
 
 class SplitInputs(NamedTuple):
@@ -319,7 +392,8 @@ def build_split_inputs(cfg, split: str) -> SplitInputs:
         raise ValueError(f"split must be one of {MODES}, got {split!r}")
     data = cfg.DATA
     annotations = load_annotations(cfg, split)  # the reader of DATA.DATASET (rs_video.data.sources)
-    sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS, data.SHORT_CLIP_POLICY)
+    sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS, data.SHORT_CLIP_POLICY,
+                          data.SAMPLING_MODE)
     return SplitInputs(annotations, sampler, build_clip_transform(cfg, split))
 
 
@@ -341,5 +415,6 @@ def build_video_dataset(cfg, split: str) -> VideoDataset:
         num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if split == "test" else 1,
         num_retries=int(data.NUM_RETRIES), max_failure_fraction=float(data.MAX_FAILURE_FRACTION),
         missing=annotations.missing, class_names=annotations.class_names, source=annotations.source,
-        seed=int(cfg.RNG_SEED),
+        seed=int(cfg.RNG_SEED), num_windows=int(data.TRAIN_CROP_NUM_TEMPORAL) if split == "train" else 1,
+        num_augmentations=int(cfg.AUG.NUM_SAMPLE) if split == "train" else 1,
     )

@@ -49,6 +49,7 @@ __all__ = [
     "UniformSpatialCrop",
     "ClipTransform",
     "build_clip_transform",
+    "gather_frames",
 ]
 
 logger = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class ClipTransform:
         return self.spatial(tv_tensors.Video(clip)).as_subclass(torch.Tensor)
 
     def finalize(self, clip: torch.Tensor, spatial_index: int = 0,
-                 frame_positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 frame_positions: Optional[torch.Tensor] = None, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Spatial crop ``spatial_index`` (test mode), then -> (C, T, h, w) in :attr:`dtype`.
 
         Args:
@@ -196,6 +197,8 @@ class ClipTransform:
             frame_positions: the T rows of ``clip`` that make the clip (test mode, where ``clip`` holds
                 all temporal views of a video), taken after the crop so that only the crop is copied.
                 None: all N rows, in order.
+            out: a (C, T, h, w) tensor of :attr:`dtype` to write the clip into (one row of the K clips
+                of a repeated-augmentation item), saving a copy; returned.
 
         A float32 result is contiguous. A uint8 result keeps the memory order of the frames, which is
         (T, H, W, C) for decoded frames (RGB interleaved): a (C, T, H, W) view with channels-last-3d strides.
@@ -207,15 +210,14 @@ class ClipTransform:
             clip = self.crops(clip, spatial_index)
         elif spatial_index != 0:
             raise ValueError(f"spatial index {spatial_index} given to a transform without test crops")
-        if frame_positions is not None:  # gather whole frames in their own memory order: row copies
-            clip = clip.permute(0, 2, 3, 1).index_select(0, frame_positions).permute(0, 3, 1, 2)
+        clip = gather_frames(clip, frame_positions)
         video = clip.permute(1, 0, 2, 3)
         if self.output_dtype == "uint8":
-            return video
+            return video if out is None else out.copy_(video)
         # Convert straight into a contiguous (C, T, h, w) float tensor (the RGB de-interleave rides on the
         # conversion, the cheapest place for it on the CPU: measured against de-interleaving the uint8 bytes
         # first) and normalise it in place: the engine's on-device normalisation of uint8 batches.
-        return normalize_uint8(video[None], self.mean, self.std)[0]
+        return normalize_uint8(video[None], self.mean, self.std, out=None if out is None else out[None])[0]
 
     def __call__(self, clip: torch.Tensor, spatial_index: int = 0) -> torch.Tensor:
         return self.finalize(self.prepare(clip), spatial_index)
@@ -225,6 +227,17 @@ class ClipTransform:
             f"ClipTransform(spatial={self.spatial}, crops={self.crops}, mean={self.mean}, std={self.std}, "
             f"output_dtype={self.output_dtype})"
         )
+
+
+def gather_frames(frames: torch.Tensor, positions: Optional[torch.Tensor]) -> torch.Tensor:
+    """Rows ``positions`` of uint8 (N, C, H, W) ``frames`` (all of them, uncopied, when None).
+
+    Whole frames are copied in their own memory order ((N, H, W, C) for decoded frames): row copies, not
+    the strided byte copy that gathering the (N, C, H, W) view would make.
+    """
+    if positions is None:
+        return frames
+    return frames.permute(0, 2, 3, 1).index_select(0, positions).permute(0, 3, 1, 2)
 
 
 def _ra_magnitude(cfg) -> int:
