@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rs_image.data.randomness import EpochIndex, sample_rng
-from rs_video.data import KineticsDataset, VideoRecord, build_video_dataset, collate_clips
+from rs_video.data import VideoDataset, VideoRecord, build_video_dataset, collate_clips
 from tests.test_data_dataset import CountingDecoder, expected_substitution
 from tests.videos import data_cfg, list_dataset
 
@@ -141,6 +141,6 @@ def test_more_clips_than_one_only_in_train_mode(root):
     records = [VideoRecord(train.path(i), train.label(i)) for i in range(train.num_videos)]
     for keyword, key in (("num_windows", "DATA.TRAIN_CROP_NUM_TEMPORAL"), ("num_augmentations", "AUG.NUM_SAMPLE")):
         with pytest.raises(ValueError, match=f"{key} must be >= 1, and 1 outside train mode; got 2 in val mode"):
-            KineticsDataset(records, "val", train.sampler, train.transform, train.decoder, **{keyword: 2})
+            VideoDataset(records, "val", train.sampler, train.transform, train.decoder, **{keyword: 2})
     val = build_video_dataset(data_cfg(root, DATA__TRAIN_CROP_NUM_TEMPORAL=2, AUG__NUM_SAMPLE=2), "val")
     assert val.clips_per_item == 1  # the builder's choice
