@@ -260,11 +260,11 @@ def test_cli_converts_and_saves(ref, tmp_path, suffix) -> None:
     assert _max_logit_error(model, ref, 64) <= TOL
     bad = tmp_path / "bad.h5"
     bad.write_text("not hdf5")
-    assert convert_keras_weights.main([str(bad), str(tmp_path / "x.safetensors")]) == 1
+    assert convert_keras_weights.main([str(bad), str(tmp_path / "x.safetensors")]) == 2
     assert convert_keras_weights.main([str(H5), str(tmp_path / "x.npz")]) == 2
     assert not (tmp_path / "x.safetensors").exists()
     # An explicit --model is built as registered, so a file of another architecture fails the strict load.
-    assert convert_keras_weights.main([str(H5), str(tmp_path / "y.pth"), "--model", "resnetrs101"]) == 1
+    assert convert_keras_weights.main([str(H5), str(tmp_path / "y.pth"), "--model", "resnetrs101"]) == 2
     assert not (tmp_path / "y.pth").exists()
 
 

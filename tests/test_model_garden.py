@@ -221,7 +221,7 @@ def test_convert_tool_writes_weights_that_load_as_registered(tmp_path, io, caplo
         logits = model(_clip(io["input_b"])).numpy()
     assert np.abs(logits - io["ema_logits_b"]).max() < TOL
     assert convert_tf_checkpoint.main([str(CKPT), str(tmp_path / "x.bin")]) == 2
-    assert convert_tf_checkpoint.main([str(tmp_path / "none"), str(out)]) == 1
+    assert convert_tf_checkpoint.main([str(tmp_path / "none"), str(out)]) == 2
 
 
 def test_recipe_feeds_model_gardens_input_convention():

@@ -19,7 +19,8 @@ import sys
 from typing import List, Optional
 
 from rs_image.models import create_model_from_keras_h5
-from rs_image.models.weights import KerasWeightsError, WeightsError, save_state_dict
+from rs_image.errors import UserError, one_line
+from rs_image.models.weights import KerasWeightsError, save_state_dict
 from rs_image.models.weights.keras_h5 import check_keras_h5_md5
 
 logger = logging.getLogger("convert_keras_weights")
@@ -42,7 +43,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.output.endswith((".safetensors", ".pth", ".pt")):
-        logger.error("output must end in .safetensors, .pth or .pt: %s", args.output)
+        print(f"convert_keras_weights: error: the output must end in .safetensors, .pth or .pt: {args.output}", file=sys.stderr)
         return 2
     try:
         if not args.skip_md5 and check_keras_h5_md5(args.input) is False:
@@ -51,9 +52,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "re-download it or pass --skip-md5"
             )
         model = create_model_from_keras_h5(args.input, model_name=args.model)
-    except (WeightsError, KeyError, TypeError) as e:
-        logger.error("%s", e)
-        return 1
+    except (UserError, TypeError) as error:  # a bad file or --model: one line, exit status 2
+        print(f"convert_keras_weights: error: {one_line(error)}", file=sys.stderr)
+        return 2
     save_state_dict(model, args.output)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(

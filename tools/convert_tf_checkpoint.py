@@ -25,7 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from rs_image.models.weights import WeightsError, save_state_dict  # noqa: E402
+from rs_image.errors import UserError, one_line  # noqa: E402
+from rs_image.models.weights import save_state_dict  # noqa: E402
 from rs_video.models.model_garden import create_model_from_model_garden  # noqa: E402
 
 logger = logging.getLogger("convert_tf_checkpoint")
@@ -45,13 +46,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.output.endswith((".safetensors", ".pth", ".pt")):
-        logger.error("output must end in .safetensors, .pth or .pt: %s", args.output)
+        print(f"convert_tf_checkpoint: error: the output must end in .safetensors, .pth or .pt: {args.output}", file=sys.stderr)
         return 2
     try:
         model = create_model_from_model_garden(args.input, args.model, prefer_ema=args.ema)
-    except (WeightsError, KeyError, TypeError) as e:
-        logger.error("%s", e)
-        return 1
+    except (UserError, TypeError) as error:  # a bad file or --model: one line, exit status 2
+        print(f"convert_tf_checkpoint: error: {one_line(error)}", file=sys.stderr)
+        return 2
     save_state_dict(model, args.output)
     logger.info(
         "%s (%s) -> %s: %s (stage depths %s, widths %s, %s classes), %.2fM parameters",
