@@ -6,6 +6,7 @@ resume is exact."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from pathlib import Path
 from typing import Dict
@@ -168,6 +169,7 @@ def test_several_clips_per_video_and_accumulation_on_real_videos_resume_exactly(
     assert (resumed.start_epoch, resumed.start_step, resumed.global_step) == (0, 2, 2)
     resumed.train()
     assert _max_diff(_state(resumed), _state(reference)) == 0.0  # bit-exact, with 2 workers against none
+    assert multiprocessing.active_children() == []  # the persistent workers ended with train(), not at some gc
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -174,7 +174,9 @@ class Trainer:
         cfg = self.cfg
         setup_logging(self.output_dir, self.dist.rank, self.task.logger_names)
         self.precision = cfg.TRAIN.MIXED_PRECISION
-        self.autocast: Callable[[], ContextManager] = lambda: autocast_context(self.precision, self.device)
+        # A partial, not a lambda over self: the trainer must not be in a reference cycle, or its persistent
+        # loader workers would live on until some garbage collection, perhaps in a forked worker of the next run.
+        self.autocast: Callable[[], ContextManager] = functools.partial(autocast_context, self.precision, self.device)
         self.autocast()  # fail early on fp16 without CUDA
         check_bn_ema_convention(cfg.BN.MOMENTUM, cfg.EMA.ENABLE, cfg.EMA.INCLUDE_BUFFERS)
         if self.is_main:
@@ -420,8 +422,18 @@ class Trainer:
             for hook in self.hooks:
                 hook.after_train(self)
         finally:
-            self.writer.close()
+            self.close()
         return self.last_metrics
+
+    def close(self) -> None:
+        """Ends the loader workers and closes the metric writer (``train`` does it on its way out, also after a
+        crash); the trainer cannot train after it."""
+        self.writer.close()
+        # Persistent workers live as long as their loader. Dropped here, they end now, in this process; left to
+        # the garbage collector, a loader may be collected inside a forked worker of a later run, which then
+        # prints "AssertionError: can only test a child process".
+        self.train_loader = None  # type: ignore[assignment]
+        self.val_loader = None
 
     def train_epoch(self, epoch: int, first_step: int) -> None:
         """Optimizer steps ``first_step + 1 .. steps_per_epoch`` of ``epoch``, with the ``after_step`` hooks."""
