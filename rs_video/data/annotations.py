@@ -66,6 +66,7 @@ __all__ = [
     "numbered_lines",
     "report_missing",
     "finish_split",
+    "first_file",
     "find_split_file",
     "video_folders",
     "records_in_tree",
@@ -265,15 +266,22 @@ def _split_file_names(split: str) -> List[str]:
     return names
 
 
+def first_file(folders: Iterable[str], names: Iterable[str]) -> Optional[str]:
+    """The first ``folder/name`` that is a file, folders first, then names in their order; or None."""
+    names = list(names)
+    for folder in folders:
+        for name in names:
+            path = os.path.join(folder, name)
+            if os.path.isfile(path):
+                return path
+    return None
+
+
 def find_split_file(data_dir: str, split: str, suffix: str = "") -> Optional[str]:
     """The annotation file of ``split`` in ``data_dir`` or ``data_dir/annotations`` (names ending in
     ``suffix``), or None."""
-    for folder in (data_dir, os.path.join(data_dir, ANNOTATIONS_FOLDER)):
-        for name in _split_file_names(split):
-            path = os.path.join(folder, name)
-            if name.endswith(suffix) and os.path.isfile(path):
-                return path
-    return None
+    return first_file((data_dir, os.path.join(data_dir, ANNOTATIONS_FOLDER)),
+                      (name for name in _split_file_names(split) if name.endswith(suffix)))
 
 
 def _annotation_files(data_dir: str) -> List[str]:

@@ -34,7 +34,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rs_image.errors import DataNotFoundError
 
-from ..annotations import AnnotationError, SplitAnnotations, VideoRecord, check_class_ids, finish_split, index_videos
+from ..annotations import (
+    AnnotationError, SplitAnnotations, VideoRecord, check_class_ids, finish_split, first_file, index_videos,
+)
 
 __all__ = ["LABEL_FOLDERS", "VIDEO_FOLDERS", "FILE_NAMES", "read_ssv2_labels", "read_ssv2_entries",
            "template_class", "load_ssv2_split"]
@@ -51,11 +53,9 @@ _BETWEEN_ENTRIES = re.compile(r"[\s,]*")
 
 def _find_json(data_dir: str, key: str) -> str:
     names = (FILE_NAMES[key], f"something-something-v2-{FILE_NAMES[key]}")
-    for folder in LABEL_FOLDERS:
-        for name in names:
-            path = os.path.join(data_dir, folder, name)
-            if os.path.isfile(path):
-                return path
+    path = first_file((os.path.join(data_dir, folder) for folder in LABEL_FOLDERS), names)
+    if path is not None:
+        return path
     where = ", ".join(os.path.join(data_dir, folder) for folder in LABEL_FOLDERS)
     raise DataNotFoundError(
         f"Something-Something v2 (DATA.DATASET ssv2): no {names[0]} (or {names[1]}) in {where}; unpack the "

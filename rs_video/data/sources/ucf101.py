@@ -25,7 +25,9 @@ from typing import Dict, List, Optional, Tuple
 
 from rs_image.errors import DataNotFoundError
 
-from ..annotations import AnnotationError, SplitAnnotations, finish_split, numbered_lines, records_in_tree
+from ..annotations import (
+    AnnotationError, SplitAnnotations, finish_split, first_file, numbered_lines, records_in_tree,
+)
 
 __all__ = ["LIST_FOLDERS", "VIDEO_FOLDERS", "read_class_index", "read_ucf101_list", "load_ucf101_split"]
 
@@ -36,10 +38,9 @@ VIDEO_FOLDERS = ("UCF-101", "videos", "")
 
 
 def _find_list(data_dir: str, name: str) -> str:
-    for folder in LIST_FOLDERS:
-        path = os.path.join(data_dir, folder, name)
-        if os.path.isfile(path):
-            return path
+    path = first_file((os.path.join(data_dir, folder) for folder in LIST_FOLDERS), (name,))
+    if path is not None:
+        return path
     where = ", ".join(os.path.join(data_dir, folder) for folder in LIST_FOLDERS)
     raise DataNotFoundError(
         f"UCF101 (DATA.DATASET ucf101): no {name} in {where}; unpack UCF101TrainTestSplits-RecognitionTask.zip "
