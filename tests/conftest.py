@@ -33,6 +33,16 @@ def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """For modules of tiny networks: a second intra-op thread only adds synchronisation on a busy 2-core box.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def rand_bn():
     return randomize_bn

@@ -21,13 +21,7 @@ from tests.test_engine_train import TensorSamples, _free_port, tiny_opts
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: a second torch thread only adds synchronisation (10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 class FrozenBN(nn.Module):

@@ -44,13 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 TOL = 1e-4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The fixture network is tiny: a second intra-op thread only adds contention on a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 @pytest.fixture(scope="module")

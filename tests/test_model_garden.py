@@ -42,13 +42,7 @@ MG_COUNTS = {50: (48_183_088, 48_129_840), 101: (85_074_992, 84_969_520), 152: (
              200: (121_552_688, 121_376_560)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """The fixture network is tiny: a second intra-op thread only adds contention on a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks
 
 
 @functools.lru_cache(maxsize=2)
