@@ -174,8 +174,7 @@ class Trainer:
         cfg = self.cfg
         setup_logging(self.output_dir, self.dist.rank, self.task.logger_names)
         self.precision = cfg.TRAIN.MIXED_PRECISION
-        # A partial, not a lambda over self: the trainer must not be in a reference cycle, or its persistent
-        # loader workers would live on until some garbage collection, perhaps in a forked worker of the next run.
+        # A partial, not a lambda over self: no reference cycle keeps a finished trainer (and its model) alive.
         self.autocast: Callable[[], ContextManager] = functools.partial(autocast_context, self.precision, self.device)
         self.autocast()  # fail early on fp16 without CUDA
         check_bn_ema_convention(cfg.BN.MOMENTUM, cfg.EMA.ENABLE, cfg.EMA.INCLUDE_BUFFERS)
