@@ -20,8 +20,9 @@ The files people actually have (docs/data.md has the table per backend):
 * **High bit depth and full range** (10-bit HEVC/H.264/AV1, ``yuvj420p`` or ``color_range=pc``): PyAV
   converts to 8-bit RGB with a libavfilter ``format=rgb24`` graph, which honours the frame's colour range
   and matrix and gives the same bytes as torchcodec (``frame.to_ndarray("rgb24")`` differed by up to 39
-  levels on 10-bit sources). decord converts with its bundled FFmpeg 4 and cannot be configured: on
-  10-bit sources it differs from the other two by up to :data:`DECORD_HIGH_BIT_DEPTH_MAX_DIFF` levels.
+  levels on 10-bit sources). decord converts with its bundled FFmpeg 4 and cannot be configured (up to
+  61 levels off on 10-bit sources), and it misplaces frames of open-GOP HEVC (x265's default): it
+  refuses both (probed with PyAV where installed), so they go to the fallback below.
 * **Codecs a backend lacks** (AV1 for decord): :meth:`VideoDecoder.read` retries such a file once with
   the decoder's :attr:`~VideoDecoder.fallback` (set by :func:`create_decoder`: the most preferred other
   installed backend). A file always takes the same path, and the data set counts these reads apart
@@ -59,7 +60,6 @@ __all__ = [
     "available_decoders",
     "create_decoder",
     "display_quarter_turns",
-    "DECORD_HIGH_BIT_DEPTH_MAX_DIFF",
 ]
 
 T = TypeVar("T")
@@ -78,10 +78,6 @@ FAILURE_REASONS: Tuple[str, ...] = FILE_REASONS + (  # missing, empty file, unre
 # (edit lists, a dropped last B-frame). Missing frames up to this many at the end are padded with the
 # last decoded frame instead of being reported as truncation.
 _END_TOLERANCE_FRAMES = 2
-
-DECORD_HIGH_BIT_DEPTH_MAX_DIFF = 40
-"""Largest difference (8-bit levels) of decord's frames from torchcodec's and PyAV's on 10-bit sources
-(measured at most 38 on saturated colour edges, mean 0.9; tested). 8-bit sources agree bit for bit."""
 
 # Reasons after which a file is not retried with the fallback backend: no backend reads a missing or
 # empty file. Every other failure may be the backend's (a codec it lacks, decord's width bug).
@@ -293,7 +289,8 @@ class VideoDecoder(abc.ABC):
             if path not in _logged_fallbacks and len(_logged_fallbacks) < _LOGGED_FALLBACKS_MAX:
                 _logged_fallbacks.add(path)
                 logger.info("read %s with %s: %s cannot decode it (%s)%s", path, self.fallback.name, self.name,
-                            error.reason, "; further fallback reads are counted, not logged"
+                            f"{error.reason}: {error.detail}" if error.detail else error.reason,
+                            "; further fallback reads are counted, not logged"
                             if len(_logged_fallbacks) == _LOGGED_FALLBACKS_MAX else "")
             return result, error
 
@@ -351,11 +348,40 @@ class TorchCodecDecoder(VideoDecoder):
 # --------------------------------------------------------------------------------------------- decord
 
 
+def _decord_refusal(path: str) -> str:
+    """Why decord 0.6 would return other pixels or frames than torchcodec and PyAV for ``path`` ("" when it
+    would not): high bit depth (its FFmpeg 4 conversion) or HEVC (open GOPs, x265's default, come out with
+    misplaced frames). Probed with PyAV where installed (a header read, no decoding); without PyAV nothing
+    is refused."""
+    try:
+        import av
+    except ImportError:
+        return ""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return ""
+            context = container.streams.video[0].codec_context
+            pixel_format = context.format
+            codec = context.name
+    except Exception:  # decord reports what is wrong with the file itself
+        return ""
+    bits = max((c.bits for c in pixel_format.components), default=8) if pixel_format is not None else 8
+    if codec == "hevc":
+        return "decord 0.6 misplaces frames of open-GOP HEVC"
+    if bits > 8:
+        return f"decord 0.6 converts {bits}-bit video differently from torchcodec and PyAV"
+    return ""
+
+
 class _DecordVideo(OpenVideo):
     def __init__(self, path: str, num_threads: int) -> None:
         import decord
 
         self.path = path
+        refusal = _decord_refusal(path)
+        if refusal:
+            raise VideoDecodeError(path, "decode error", refusal)
         self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
         self.num_frames = len(self._reader)
         self.fps = float(self._reader.get_avg_fps() or 0.0)
@@ -376,8 +402,8 @@ class _DecordVideo(OpenVideo):
 class DecordDecoder(VideoDecoder):
     """decord (bundles its own FFmpeg 4). Unmaintained since 2022; kept as an option, never the default.
 
-    Applies the MP4/MOV display rotation itself (FFmpeg 4's ``rotate`` tag). Cannot decode AV1 (read
-    through the fallback); misplaces frames of open-GOP HEVC (docs/data.md)."""
+    Applies the MP4/MOV display rotation itself (FFmpeg 4's ``rotate`` tag). Cannot decode AV1, and
+    refuses high-bit-depth and HEVC files (:func:`_decord_refusal`): all three are read by the fallback."""
 
     name = "decord"
     module = "decord"
@@ -475,12 +501,15 @@ class _PyAVVideo(OpenVideo):
         first, last = unique[0], unique[-1]
         wanted = set(unique)
         if from_start:
-            self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+            target = self._start_pts
         else:
             # Seek to the keyframe at or before half a frame ahead of the first needed frame's timestamp.
             target_seconds = (first - 0.5) / self.fps if self.fps > 0 else 0.0
             target = self._start_pts + int(max(target_seconds, 0.0) / self._time_base)
+        try:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as error:  # e.g. an MP4 without keyframe flags (EPERM)
+            raise self._decode_error(error) from error
         context = self._stream.codec_context
         out: Dict[int, torch.Tensor] = {}
         first_seen = None
