@@ -186,3 +186,25 @@ def test_data_set_counts_fallback_reads_apart_from_failures(mixed_root):
     assert sum(it["fallback_reads"] for it in test_items) == 1
     assert [it["video_index"] for it in test_items if it["fallback_reads"]] == [3]
     assert test.failure_report().num_fallback == 1
+
+
+@pytest.mark.skipif("decord" not in AVAILABLE, reason="decord is not installed")
+def test_epoch_and_test_summaries_report_fallback_reads(mixed_root, tmp_path, caplog):
+    import json
+
+    from rs_image.engine import Trainer, load_config, run_test
+    from tests.test_engine_train import tiny_opts
+
+    cfg = load_config(None, tiny_opts(tmp_path, "video", "DATA.PATH_TO_DATA_DIR", str(mixed_root), "DATA.DECODER",
+                                      "decord", "DATA.TRAIN_JITTER_SCALES", "[64, 72]", "TRAIN.EVAL_PERIOD", "0",
+                                      "TRAIN.MIXED_PRECISION", "none", "TEST.NUM_ENSEMBLE_VIEWS", "1"))
+    with caplog.at_level(logging.INFO, logger="rs_image"):
+        Trainer(cfg).train()
+        summary = run_test(cfg)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "train_epoch"]
+    assert [(r["failed_reads"], r["fallback_reads"]) for r in epochs] == [(0, 1)]  # the AV1 video, once an epoch
+    assert (summary.num_failed, summary.extra["fallback_reads"]) == (0, 1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "epoch 1: 1 samples were read by the fallback decoder" in " ".join(messages)
+    assert any(m.startswith("1 test samples were read by the fallback decoder") for m in messages)
