@@ -13,7 +13,9 @@ folder). Re-encoding settings, chosen for fast random clip access (docs/data.md)
 ``short_side`` (320 default, enough for scale jitter [256, 320]), long side scaled to keep the aspect
 ratio and rounded to an even number, ``yuv420p``, libx264 CRF 23, keyframe every ``gop`` frames (32; a
 random clip then decodes at most 31 frames it does not need), constant frame rate at the source's average
-rate, ``+faststart``. Audio is dropped.
+rate, ``+faststart``. Audio is dropped. Any codec FFmpeg decodes is read (H.264, HEVC, VP9, AV1, ...); a
+display rotation (phone videos) is baked into the pixels, so the output is upright with no rotation left
+to apply, and 10-bit or full-range sources become limited-range 8-bit ``yuv420p``.
 
 The official CSVs are read from ``annotations_dir`` or ``annotations_dir/annotations``. A split's
 downloads are found by file stem in ``videos_dir/{split}``, ``videos_dir/videos/{split}``,
