@@ -208,3 +208,14 @@ def test_epoch_and_test_summaries_report_fallback_reads(mixed_root, tmp_path, ca
     messages = [r.getMessage() for r in caplog.records]
     assert "epoch 1: 1 samples were read by the fallback decoder" in " ".join(messages)
     assert any(m.startswith("1 test samples were read by the fallback decoder") for m in messages)
+
+
+def test_only_installed_backends_are_fallbacks(monkeypatch):
+    from rs_video.data import decoders as dec
+
+    for name in ("pyav", "decord"):
+        monkeypatch.setattr(dec.DECODERS[name], "is_available", classmethod(lambda cls: (False, "ImportError")))
+    assert create_decoder("torchcodec").fallback is None
+    monkeypatch.setattr(dec.DECODERS["decord"], "is_available", classmethod(lambda cls: (True, "")))
+    assert create_decoder("torchcodec").fallback.name == "decord"
+    assert create_decoder("decord").fallback.name == "torchcodec"

@@ -19,7 +19,7 @@ The files people actually have (docs/data.md has the table per backend):
   per file from the first decoded frame). Flips in the display matrix are not applied.
 * **High bit depth and full range** (10-bit HEVC/H.264/AV1, ``yuvj420p`` or ``color_range=pc``): PyAV
   converts to 8-bit RGB with a libavfilter ``format=rgb24`` graph, which honours the frame's colour range
-  and matrix and gives the same bytes as torchcodec (``frame.to_ndarray("rgb24")`` differed by up to 39
+  and matrix and gives the same bytes as torchcodec (``frame.to_ndarray("rgb24")`` differed by up to 47
   levels on 10-bit sources). decord converts with its bundled FFmpeg 4 and cannot be configured (up to
   61 levels off on 10-bit sources), and it misplaces frames of open-GOP HEVC (x265's default): it
   refuses both (probed with PyAV where installed), so they go to the fallback below.
@@ -220,6 +220,10 @@ class VideoDecoder(abc.ABC):
         num_threads: decoder threads per open file. 1 is right for DataLoader workers (parallelism comes
             from the workers; threaded decoders lose 20-30 % there, see docs/data.md); 0 lets the backend
             choose.
+
+    Attributes:
+        fallback: the backend :meth:`read` retries a file with when this one cannot decode it (None: no
+            retry); :func:`create_decoder` sets it.
     """
 
     name: str = ""
@@ -230,7 +234,6 @@ class VideoDecoder(abc.ABC):
             raise ValueError(f"decoder threads must be >= 0, got {num_threads}")
         self.num_threads = int(num_threads)
         self.fallback: Optional["VideoDecoder"] = None
-        """The backend :meth:`read` retries a file with when this one cannot decode it (None: no retry)."""
 
     @classmethod
     def is_available(cls) -> Tuple[bool, str]:
@@ -470,7 +473,7 @@ class _PyAVVideo(OpenVideo):
 
         Through a libavfilter ``format=rgb24`` graph rather than ``frame.to_ndarray("rgb24")``: the graph
         honours the frame's colour range and matrix and converts high-bit-depth frames exactly as
-        torchcodec does (the bytes agree, tested); ``to_ndarray`` differed by up to 39 levels on 10-bit
+        torchcodec does (the bytes agree, tested); ``to_ndarray`` differed by up to 47 levels on 10-bit
         sources. For 8-bit sources both give the same bytes.
         """
         import av
