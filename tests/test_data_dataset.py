@@ -10,6 +10,7 @@ import torch
 
 from rs_image.data.randomness import EpochIndex
 from rs_video.data import VideoDataset, build_video_dataset
+from rs_video.data.decoders import VideoDecoder
 from rs_video.benchmark.synthetic import read_frame_index
 from tests.videos import BROKEN_KINDS, data_cfg, list_dataset, write_broken, write_list, write_video
 
@@ -37,7 +38,8 @@ def test_lengths_items_and_test_view_layout(good_root):
     train, val, test = (build_video_dataset(cfg, s) for s in ("train", "val", "test"))
     assert len(train) == len(val) == 3 and test.num_videos == 3 and test.num_views == 6 and len(test) == 18
     item = train[1]
-    assert set(item) == {"video", "label", "video_index", "view_index", "failed_reads"} and item["failed_reads"] == 0
+    assert set(item) == {"video", "label", "video_index", "view_index", "failed_reads", "fallback_reads"}
+    assert item["failed_reads"] == 0 and item["fallback_reads"] == 0
     assert item["video"].shape == (3, 4, 32, 32) and item["video"].dtype == torch.float32
     assert (item["label"], item["video_index"], item["view_index"]) == (1, 1, 0)
     assert val[2]["video"].shape == (3, 4, 40, 40)
@@ -53,8 +55,10 @@ def test_lengths_items_and_test_view_layout(good_root):
 class CountingDecoder:
     """Wraps a decoder and counts opens per (DataLoader worker, video) in shared memory."""
 
+    read = VideoDecoder.read  # the data set reads through read(), which opens through this open()
+
     def __init__(self, decoder, paths, workers: int = 1) -> None:
-        self.decoder, self.name = decoder, decoder.name
+        self.decoder, self.name, self.fallback = decoder, decoder.name, decoder.fallback
         self.video_of = {path: index for index, path in enumerate(paths)}
         self.opens = torch.zeros(workers, len(paths), dtype=torch.int64).share_memory_()
 

@@ -167,3 +167,39 @@ def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
     assert low <= median <= high
     assert re.fullmatch(r" [\d.]+ \([\d.]+-[\d.]+\) ", ratio)  # the per-round ratio to 1 clip per video
     assert rows[("ours/pyav", "uint8", "train", "0", "1x1")][-1].strip() == "-"
+
+
+# name -> writer kwargs of a download as people have them (as displayed: 96x64, index-coded upright)
+AWKWARD_DOWNLOADS = {
+    "phone_rot90.mp4": dict(rotation=90),
+    "hevc_10bit_rot270.mp4": dict(codec="libx265", pix_fmt="yuv420p10le", rotation=-90),
+    "full_range.mp4": dict(pix_fmt="yuvj420p"),
+    "vp9.webm": dict(),
+    "av1.mp4": dict(codec=next((c for c in ("libsvtav1", "libaom-av1", "librav1e") if c in av.codecs_available), None)),
+}
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffmpeg"])
+@pytest.mark.parametrize("name", list(AWKWARD_DOWNLOADS))
+def test_reencode_bakes_rotation_in_converts_to_8bit_and_reads_hevc_vp9_av1(tmp_path, backend, name):
+    from rs_video.benchmark.synthetic import read_frame_index
+    from rs_video.data.prepare import reencode_video
+
+    if backend == "ffmpeg" and shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not installed")
+    kwargs = AWKWARD_DOWNLOADS[name]
+    if "codec" in kwargs and kwargs["codec"] not in av.codecs_available:
+        pytest.skip(f"no {kwargs['codec'] or 'AV1'} encoder in this PyAV build to write the source with")
+    src = write_video(tmp_path / name, num_frames=12, width=96, height=64, gop=6, **kwargs)
+    dst = tmp_path / "out.mp4"
+    reencode_video(str(src), str(dst), short_side=64, backend=backend)
+    with av.open(str(dst)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        codec = stream.codec_context
+        assert (codec.name, codec.format.name, codec.width, codec.height) == ("h264", "yuv420p", 96, 64)
+        assert not container.streams.audio
+    # Upright in the stored pixels (the index row reads back) and no display rotation left to apply.
+    assert [read_frame_index(f.to_ndarray(format="rgb24")) for f in frames] == list(range(12))
+    assert {getattr(f, "rotation", 0) or 0 for f in frames} == {0}
+    assert {int(f.color_range) for f in frames} <= {0, 1}  # limited range (1) or unspecified, never full

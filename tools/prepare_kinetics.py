@@ -6,7 +6,8 @@ Example:
     python tools/prepare_kinetics.py --annotations kinetics400/annotations --videos kinetics400/raw \
         --out /data/k400 --short-side 320 --workers 16
 
-Then train with ``DATA.PATH_TO_DATA_DIR /data/k400``. Re-running skips finished videos. Videos are
+Then train with ``DATA.PATH_TO_DATA_DIR /data/k400``. Downloads in any codec FFmpeg decodes (H.264,
+HEVC, VP9, AV1) become upright (display rotation baked in) 8-bit H.264. Re-running skips finished videos. Videos are
 searched in ``--videos`` and its ``{split}/``, ``videos/`` and ``videos/{split}/`` folders, flat or per
 class. See rs_video/data/prepare.py and docs/data.md for the search and the encoding settings.
 

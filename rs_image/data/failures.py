@@ -15,6 +15,10 @@
 
 Each file is logged once (per process) with its reason. Which samples failed lives in shared memory, so
 :meth:`FailurePolicy.report` in the main process sees what every DataLoader worker found.
+
+A sample that loaded only through a fallback reader (a video decoder that retried a file its chosen
+backend cannot decode) is not a failure: the data set marks it with :meth:`FailurePolicy.record_fallback`
+and the report counts such samples apart (``num_fallback``).
 """
 
 from __future__ import annotations
@@ -78,19 +82,23 @@ class FailureReport:
         num_missing: listed samples that do not exist (dropped when the data set was built).
         num_samples: samples in the data set (listed minus missing).
         failures: path -> reason of every failed or missing sample.
+        num_fallback: distinct samples that loaded only through a fallback reader (not failures).
     """
 
     num_failed: int
     num_missing: int
     num_samples: int
     failures: Dict[str, str] = field(default_factory=dict)
+    num_fallback: int = 0
 
     def __str__(self) -> str:
         reasons: Dict[str, int] = {}
         for reason in self.failures.values():
             reasons[reason] = reasons.get(reason, 0) + 1
         by_reason = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
-        return f"{self.num_failed} of {self.num_samples} samples failed, {self.num_missing} missing ({by_reason})"
+        fallback = f"; {self.num_fallback} read by a fallback decoder" if self.num_fallback else ""
+        return (f"{self.num_failed} of {self.num_samples} samples failed, {self.num_missing} missing "
+                f"({by_reason}){fallback}")
 
 
 class FailurePolicy:
@@ -135,6 +143,7 @@ class FailurePolicy:
         self.source, self.kind, self.hint = source, kind, hint
         # Per-sample failure code shared by the DataLoader workers: 0 = not known to fail, else reason index + 1.
         self._codes = torch.zeros(self.num_samples, dtype=torch.int8).share_memory_()
+        self._fallback = torch.zeros(self.num_samples, dtype=torch.bool).share_memory_()  # read by a fallback
         self._logged: set = set()  # per process: each file is logged once
 
     # ------------------------------------------------------------------------------------- accounting
@@ -154,8 +163,18 @@ class FailurePolicy:
     def is_known_bad(self, index: int) -> bool:
         return int(self._codes[index]) != 0
 
+    @property
+    def num_fallback(self) -> int:
+        """Distinct samples that loaded only through a fallback reader so far (all workers)."""
+        return int(torch.count_nonzero(self._fallback))
+
+    def record_fallback(self, index: int) -> None:
+        """Remember that sample ``index`` loaded only through a fallback reader (counted apart from failures)."""
+        self._fallback[index] = True
+
     def report(self) -> FailureReport:
-        return FailureReport(int(torch.count_nonzero(self._codes)), len(self.missing), self.num_samples, self.failures)
+        return FailureReport(int(torch.count_nonzero(self._codes)), len(self.missing), self.num_samples,
+                             self.failures, self.num_fallback)
 
     def record(self, index: int, error: SampleLoadError, action: str) -> None:
         """Remember that sample ``index`` fails and log it once per file and process."""

@@ -102,12 +102,13 @@ class MetricLogger(Hook):
             )
 
     def after_epoch(self, trainer: Any, epoch: int) -> None:
-        loss_sum, count, failed_reads = du.all_reduce_sum(trainer.epoch_stats.clone()).tolist()
+        loss_sum, count, failed_reads, fallback_reads = du.all_reduce_sum(trainer.epoch_stats.clone()).tolist()
         trainer.epoch_stats.zero_()
         record = {
             "epoch": epoch + 1,
             "loss": loss_sum / count if count else float("nan"),
             "failed_reads": int(failed_reads),
+            "fallback_reads": int(fallback_reads),
             "skipped_steps": trainer.num_skipped_steps,
             "lr": trainer.optimizer.param_groups[0]["lr"],
         }
@@ -117,6 +118,9 @@ class MetricLogger(Hook):
         if record["failed_reads"]:
             logger.warning("epoch %d: %d unreadable samples were replaced by others (see the log above for the files)",
                            epoch + 1, record["failed_reads"])
+        if record["fallback_reads"]:
+            logger.info("epoch %d: %d samples were read by the fallback decoder (the chosen one cannot decode them; "
+                        "not failures)", epoch + 1, record["fallback_reads"])
         trainer.last_metrics = {f"train_{k}": v for k, v in record.items()}
 
     def after_train(self, trainer: Any) -> None:

@@ -97,9 +97,12 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
                                      cfg.TEST.ENSEMBLE_SCORES)
     autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
     progress = dist.is_main and cfg.PROGRESS_BAR
+    fallback_reads = torch.zeros(1, dtype=torch.float64, device=device)  # samples read by a fallback decoder
     for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
         x = task.prepare_input(batch, cfg, device, memory_format)
         labels = torch.as_tensor(batch["label"])
+        if "fallback_reads" in batch:
+            fallback_reads += int(torch.as_tensor(batch["fallback_reads"]).sum())
         bad = failed_mask(batch, labels.numel())
         with autocast:
             logits = model(x)
@@ -108,7 +111,8 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     aggregator.synchronize()
     summary = aggregator.summarize(views_per_sample=views,
                                    class_names=task.class_names(dataset, cfg.MODEL.NUM_CLASSES))
-    summary.extra.update({"weights": weights, "model": cfg.MODEL.NAME, "split": "test"})
+    summary.extra.update({"weights": weights, "model": cfg.MODEL.NAME, "split": "test",
+                          "fallback_reads": int(du.all_reduce_sum(fallback_reads).item())})
 
     if dist.is_main:
         out = Path(cfg.OUTPUT_DIR)
@@ -129,6 +133,9 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
             _draw_confusion(stats, out / CONFUSION_PNG, writer)
         writer.close()
         logger.info("Test (%s, %d views/sample): %s", cfg.MODEL.NAME, views, summary.format())
+        if summary.extra["fallback_reads"]:
+            logger.info("%d test samples were read by the fallback decoder (the chosen one cannot decode them; "
+                        "not failures)", summary.extra["fallback_reads"])
         for line in summary.format_details():
             logger.info(line)
         pairs = most_confused_pairs(stats.confusion, 3)

@@ -7,8 +7,9 @@ is imported, the video task when ``rs_video.task`` is.
 
 Batch items are dicts (see the data builders): the input tensor under :attr:`Task.input_key`, ``label``,
 a per-sample id under :attr:`Task.index_key` (used to aggregate test views), optionally ``view_index``,
-``failed`` (test mode: the sample could not be loaded) and ``failed_reads`` (train/val: how many
-unreadable files were replaced on the way to this item).
+``failed`` (test mode: the sample could not be loaded), ``failed_reads`` (train/val: how many
+unreadable files were replaced on the way to this item) and ``fallback_reads`` (how many samples were read
+by a fallback decoder; summed into the epoch and test summaries, counted apart from failures).
 
 The input tensor is float (already normalised) or uint8 (raw pixels, a quarter of the bytes through the
 DataLoader). :meth:`Task.prepare_input` is the one place where the engine turns a batch into model input,

@@ -158,9 +158,10 @@ class Trainer:
         self.writer = MetricWriter(self.output_dir, enabled=self.is_main, tensorboard=cfg.TENSORBOARD)
         self.hooks: List[Hook] = self.build_hooks()
         # Sums since the last log period (loss * n, n, correct, labelled n) and over the epoch
-        # (loss * n, n, failed reads), kept on the device: reading them is a host sync (MetricLogger does).
+        # (loss * n, n, failed reads, fallback reads), kept on the device: reading them is a host sync
+        # (MetricLogger does).
         self.step_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
-        self.epoch_stats = torch.zeros(3, dtype=torch.float64, device=self.device)
+        self.epoch_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.timer = _PeriodTimer()
         self.progress: Optional[tqdm] = None
         self.last_metrics: Dict[str, Any] = {}
@@ -517,8 +518,9 @@ class Trainer:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
         x = self.prepare_input(batch)
         labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
-        if "failed_reads" in batch:
-            self.epoch_stats[2].add_(int(torch.as_tensor(batch["failed_reads"]).sum()))
+        for slot, key in ((2, "failed_reads"), (3, "fallback_reads")):
+            if key in batch:
+                self.epoch_stats[slot].add_(int(torch.as_tensor(batch[key]).sum()))
         targets = labels
         if self.mixup is not None:  # on normalised floats, whatever the input dtype was
             x, targets = self.mixup(x, labels)

@@ -83,6 +83,8 @@ def write_synthetic_video(
     bframes: int = 3,
     audio: bool = False,
     faststart: bool = False,
+    pix_fmt: str = "yuv420p",
+    rotation: Optional[int] = None,
 ) -> Path:
     """Encodes a synthetic video with PyAV.
 
@@ -90,14 +92,19 @@ def write_synthetic_video(
         path: output file; the container follows the suffix (.mp4, .mkv, .webm, .avi, .mov).
         num_frames: number of frames.
         fps: constant frame rate.
-        width, height: frame size (even numbers for yuv420p).
+        width, height: frame size as displayed (even numbers for yuv420p).
         gop: keyframe interval in frames (scene-cut keyframes disabled so it is exact for x264).
-        codec: encoder name; default libx264, or libvpx-vp9 for .webm.
+        codec: encoder name; default libx264, or libvpx-vp9 for .webm; also libx265 (closed GOPs: decord
+            misplaces frames of open-GOP HEVC) and the AV1 encoders libsvtav1, libaom-av1, librav1e.
         crf: x264 constant rate factor.
         preset: x264 preset.
-        bframes: x264 B-frames between references (0 disables B-frames).
+        bframes: x264/x265 B-frames between references (0 disables B-frames).
         audio: also write a mono AAC/Opus track, as Kinetics files have one.
         faststart: put the MP4 index (moov) before the data.
+        pix_fmt: stored pixel format, e.g. ``yuv420p10le`` (10-bit) or ``yuvj420p`` (full range).
+        rotation: display rotation in degrees counter-clockwise (FFmpeg's display matrix, what a phone
+            writes), or None for none. The frames are stored turned the other way, so that a player (and
+            every decoder) shows the index-coded frames upright: a phone video.
 
     Returns:
         The path written.
@@ -108,28 +115,43 @@ def write_synthetic_video(
     suffix = path.suffix.lower()
     if suffix not in _CONTAINER_FORMATS:
         raise ValueError(f"unsupported video suffix {suffix!r} for {path}")
+    from rs_video.data.decoders import display_quarter_turns
+
     codec = codec or ("libvpx-vp9" if suffix == ".webm" else "libx264")
+    turns = display_quarter_turns(rotation) if rotation is not None else 0
     options = {"movflags": "+faststart"} if faststart and suffix in (".mp4", ".mov") else {}
     container = av.open(str(path), "w", format=_CONTAINER_FORMATS[suffix], options=options)
     try:
         stream = container.add_stream(codec, rate=Fraction(fps))
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = (height, width) if turns % 2 else (width, height)
+        stream.pix_fmt = pix_fmt
         stream.codec_context.gop_size = gop
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         if codec == "libx264":
             stream.options = {
                 "crf": str(crf),
                 "preset": preset,
                 "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
             }
+        elif codec == "libx265":
+            stream.options = {"preset": "ultrafast", "x265-params": (
+                f"log-level=error:keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}:no-open-gop=1")}
         elif codec.startswith("libvpx"):
             stream.options = {"deadline": "realtime", "cpu-used": "8", "g": str(gop)}
+        elif codec == "libsvtav1":
+            stream.options = {"preset": "11", "svtav1-params": "lp=1"}
+        elif codec == "libaom-av1":
+            stream.options = {"cpu-used": "8", "usage": "realtime"}
+        elif codec == "librav1e":
+            stream.options = {"speed": "10"}
         audio_stream = None
         if audio:
             audio_codec = "libopus" if suffix == ".webm" else "aac"
             audio_stream = container.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 16000)
         for index in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(make_frame(index, width, height), format="rgb24")
+            stored = np.ascontiguousarray(np.rot90(make_frame(index, width, height), -turns))
+            frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

@@ -3,10 +3,10 @@ every annotation source (Kinetics, UCF101, HMDB51, Something-Something v2: :mod:
 
 Items are dicts (the contract with the engine):
 
-* train / val: ``video`` (C, T, H, W), ``label`` int, ``video_index`` int, ``view_index`` 0. One item per
-  video. ``video`` is float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip
-  that the consumer normalises on its device (``uint8``; the engine does it in
-  :meth:`rs_image.engine.Task.prepare_input`).
+* train / val: ``video`` (C, T, H, W), ``label`` int, ``video_index`` int, ``view_index`` 0,
+  ``failed_reads`` and ``fallback_reads`` (broken input, below). One item per video. ``video`` is
+  float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip that the consumer
+  normalises on its device (``uint8``; the engine does it in :meth:`rs_image.engine.Task.prepare_input`).
 * train with several clips per video (SlowFast's keys): ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W temporal clips,
   each with its own window, and ``AUG.NUM_SAMPLE`` S augmentations of each (repeated augmentation: its own
   crop, scale, flip and RandAugment ops on the same frames), K = W * S clips in window-major order.
@@ -16,7 +16,7 @@ Items are dicts (the contract with the engine):
   such items a batch of B * K clips. The file is opened once and decoded once for all K clips: the W
   windows are drawn first and the union of their frames is decoded in one request, as for test views
   (below). A broken file is replaced as a whole: all K clips come from the substitute.
-* test: the same plus ``failed`` (bool). ``len = num_videos * num_views`` with
+* test: the same plus ``failed`` (bool) and ``fallback_reads`` (below). ``len = num_videos * num_views`` with
   ``num_views = NUM_ENSEMBLE_VIEWS * NUM_SPATIAL_CROPS``; item ``i`` is video ``i // num_views`` and view
   ``view_index = i % num_views = temporal_view * NUM_SPATIAL_CROPS + spatial_crop``.
 
@@ -51,6 +51,13 @@ index, attempt)`` only: the number of workers, persistent workers and resuming c
 the draws come from that one scope in a fixed order: the W windows, then clip 0's spatial parameters,
 clip 1's, and so on (K = 1 is exactly the single-clip item).
 
+A file the chosen decoder cannot decode (a codec it lacks, such as AV1 for decord) is read once more with
+the decoder's fallback backend (:meth:`rs_video.data.decoders.VideoDecoder.read`) before it counts as
+broken. Such reads are counted apart from broken files: items carry ``fallback_reads`` (train/val: 1 when
+the item's video came from the fallback; with K clips on the first row; test: 1 on view 0 of such a
+video, so that the sum over all items counts videos), which the engine sums into its epoch and test
+summaries, and :meth:`VideoDataset.failure_report` counts the distinct files (all workers).
+
 Videos listed but absent are dropped when the data set is built (one summary line) and count as failed
 in test mode.
 
@@ -63,7 +70,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -72,7 +79,7 @@ from rs_image.data.failures import FailurePolicy, FailureReport
 from rs_image.errors import DataError
 
 from .annotations import SplitAnnotations, VideoRecord
-from .decoders import FAILURE_REASONS, VideoDecoder, create_decoder
+from .decoders import FAILURE_REASONS, OpenVideo, VideoDecoder, create_decoder
 from .sampling import ClipSampler
 from .sources import load_annotations
 from .transforms import ClipTransform, build_clip_transform, gather_frames
@@ -116,6 +123,7 @@ class _DecodedWindows:
     video_index: int
     frames: torch.Tensor  # uint8 (N, 3, H, W): the sorted union of the windows' frames (test mode: prepared)
     positions: List[Optional[torch.Tensor]]  # per window, the rows of ``frames`` that make it; None: all, in order
+    fallback: bool = False  # read by the decoder's fallback backend (the chosen one cannot decode the file)
 
 
 class VideoDataset(torch.utils.data.Dataset):
@@ -238,32 +246,40 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def _decode(self, video_index: int, temporal_view: int) -> torch.Tensor:
         """uint8 (T, 3, H, W) frames of one temporal view; raises VideoDecodeError."""
-        path = self._paths[video_index]
-        with self.decoder.open(path) as video:
+
+        def read(video: OpenVideo) -> torch.Tensor:
             indices = self.sampler.sample(
                 self.mode, video.num_frames, video.fps, view=temporal_view, num_views=self.num_temporal_views
             )
             return video.get_frames(indices)
 
+        return self.decoder.read(self._paths[video_index], read)[0]
+
     def _decode_windows(self, video_index: int, num_windows: int) -> _DecodedWindows:
         """``num_windows`` temporal windows of a video from one open and one decode request: the views of a
         test video (window ``w`` is view ``w``) or the clips of a train item (each window drawn in the
         sample's RNG scope, in order). Overlapping windows share their frames and a long GOP is walked
-        once; raises VideoDecodeError."""
-        path = self._paths[video_index]
+        once. A file the decoder cannot decode is read once more with its fallback backend
+        (:meth:`~rs_video.data.decoders.VideoDecoder.read`), recorded in the failure policy and flagged in
+        the result; raises VideoDecodeError."""
         test = self.mode == "test"
-        with self.decoder.open(path) as video:
+
+        def read(video: OpenVideo):
             windows = [
                 self.sampler.sample(self.mode, video.num_frames, video.fps, view=window if test else 0,
                                     num_views=num_windows if test else 1)
                 for window in range(num_windows)
             ]
             union = sorted({index for window in windows for index in window})
-            frames = video.get_frames(union)
+            return windows, union, video.get_frames(union)
+
+        (windows, union, frames), primary_error = self.decoder.read(self._paths[video_index], read)
+        if primary_error is not None:
+            self.policy.record_fallback(video_index)
         lookup = torch.tensor(union)
         positions = [None if window == union else torch.searchsorted(lookup, torch.tensor(window))
                      for window in windows]
-        return _DecodedWindows(video_index, frames, positions)
+        return _DecodedWindows(video_index, frames, positions, fallback=primary_error is not None)
 
     def _decode_views(self, video_index: int) -> _DecodedWindows:
         """All temporal views of a test video, resized once for all of them (module docstring)."""
@@ -276,12 +292,13 @@ class VideoDataset(torch.utils.data.Dataset):
         """Clips in a train item: ``DATA.TRAIN_CROP_NUM_TEMPORAL x AUG.NUM_SAMPLE`` (1 in val and test)."""
         return self.num_windows * self.num_augmentations
 
-    def _train_clips(self, video_index: int) -> torch.Tensor:
+    def _train_clips(self, video_index: int) -> Tuple[torch.Tensor, bool]:
         """The transformed train/val clip (C, T, H, W), or the item's :attr:`clips_per_item` clips (K, C, T, H, W)
-        from one decode (called in the sample's seeded RNG scope); raises VideoDecodeError."""
+        from one decode (called in the sample's seeded RNG scope), and whether the fallback decoder read
+        them; raises VideoDecodeError."""
         decoded = self._decode_windows(video_index, self.num_windows)
         if self.clips_per_item == 1:
-            return self.transform(gather_frames(decoded.frames, decoded.positions[0]))
+            return self.transform(gather_frames(decoded.frames, decoded.positions[0])), decoded.fallback
         prepared = []
         for rows in decoded.positions:
             frames = gather_frames(decoded.frames, rows)
@@ -293,18 +310,19 @@ class VideoDataset(torch.utils.data.Dataset):
             clips = torch.empty((len(prepared), c, t, h, w), dtype=torch.float32)
         for clip, row in zip(prepared, clips):  # written in place: no copy of the K clips into one tensor
             self.transform.finalize(clip, out=row)
-        return clips
+        return clips, decoded.fallback
 
     def _train_item(self, index: int) -> Dict[str, object]:
-        video, video_index, failed_reads = self.policy.load(index, self._train_clips)
+        (video, fallback), video_index, failed_reads = self.policy.load(index, self._train_clips)
         label = self.label(video_index)
         k = self.clips_per_item
         if k == 1:
             return {"video": video, "label": label, "video_index": video_index, "view_index": 0,
-                    "failed_reads": failed_reads}
+                    "failed_reads": failed_reads, "fallback_reads": int(fallback)}
         # One row per clip (module docstring).
         return {"video": video, "label": torch.full((k,), label), "video_index": torch.full((k,), video_index),
-                "view_index": torch.arange(k), "failed_reads": torch.tensor([failed_reads] + [0] * (k - 1))}
+                "view_index": torch.arange(k), "failed_reads": torch.tensor([failed_reads] + [0] * (k - 1)),
+                "fallback_reads": torch.tensor([int(fallback)] + [0] * (k - 1))}
 
     def _test_views(self, video_index: int) -> _DecodedWindows:
         if self._views is None or self._views.video_index != video_index:
@@ -319,10 +337,11 @@ class VideoDataset(torch.utils.data.Dataset):
         views = self.policy.load_or_none(video_index, self._test_views)
         if views is not None:
             video = self.transform.finalize(views.frames, spatial_crop, frame_positions=views.positions[temporal_view])
-            return {"video": video, **item, "failed": False}
+            # Counted on view 0 only, so that summing over all items counts each video read by the fallback once.
+            return {"video": video, **item, "failed": False, "fallback_reads": int(views.fallback and view_index == 0)}
         size = self.transform.crops.size if self.transform.crops is not None else 1
         zeros = torch.zeros(3, self.sampler.num_frames, size, size, dtype=self.transform.dtype)
-        return {"video": zeros, **item, "failed": True}
+        return {"video": zeros, **item, "failed": True, "fallback_reads": 0}
 
     def __getitem__(self, index: int) -> Dict[str, object]:
         if not 0 <= index < len(self):

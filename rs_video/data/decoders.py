@@ -11,6 +11,23 @@ preparation produces) all three decoders agree bit for bit on which frame an ind
 pixels (tested). For variable-frame-rate files PyAV derives the index from the timestamp at the header's
 average rate, so it may pick a neighbouring frame where torchcodec and decord count frames.
 
+The files people actually have (docs/data.md has the table per backend):
+
+* **Display rotation** (a phone video's display matrix or ``rotate`` tag): every backend returns the
+  upright frames a player shows. torchcodec and decord apply it themselves; for PyAV the shared base
+  turns the decoded frames with :func:`torch.rot90` (:func:`display_quarter_turns`, the angle read once
+  per file from the first decoded frame). Flips in the display matrix are not applied.
+* **High bit depth and full range** (10-bit HEVC/H.264/AV1, ``yuvj420p`` or ``color_range=pc``): PyAV
+  converts to 8-bit RGB with a libavfilter ``format=rgb24`` graph, which honours the frame's colour range
+  and matrix and gives the same bytes as torchcodec (``frame.to_ndarray("rgb24")`` differed by up to 47
+  levels on 10-bit sources). decord converts with its bundled FFmpeg 4 and cannot be configured (up to
+  61 levels off on 10-bit sources), and it misplaces frames of open-GOP HEVC (x265's default): it
+  refuses both (probed with PyAV where installed), so they go to the fallback below.
+* **Codecs a backend lacks** (AV1 for decord): :meth:`VideoDecoder.read` retries such a file once with
+  the decoder's :attr:`~VideoDecoder.fallback` (set by :func:`create_decoder`: the most preferred other
+  installed backend). A file always takes the same path, and the data set counts these reads apart
+  from broken files (``fallback_reads``).
+
 Failures raise :class:`VideoDecodeError` with a short machine-readable ``reason`` (see
 :data:`FAILURE_REASONS`), so the data set can report *why* a file was skipped.
 
@@ -25,7 +42,7 @@ import abc
 import importlib
 import logging
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
@@ -42,7 +59,10 @@ __all__ = [
     "DECODERS",
     "available_decoders",
     "create_decoder",
+    "display_quarter_turns",
 ]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +78,14 @@ FAILURE_REASONS: Tuple[str, ...] = FILE_REASONS + (  # missing, empty file, unre
 # (edit lists, a dropped last B-frame). Missing frames up to this many at the end are padded with the
 # last decoded frame instead of being reported as truncation.
 _END_TOLERANCE_FRAMES = 2
+
+# Reasons after which a file is not retried with the fallback backend: no backend reads a missing or
+# empty file. Every other failure may be the backend's (a codec it lacks, decord's width bug).
+_NO_FALLBACK_REASONS = ("missing", "empty file")
+
+# Fallback reads are logged per file (INFO), for this many files per process; the epoch summary counts all.
+_LOGGED_FALLBACKS_MAX = 20
+_logged_fallbacks: set = set()
 
 # PyAV decodes a request from one seek to its last frame. Where two requested frames are further apart
 # than this, it seeks again instead of decoding the gap: x264's default keyframe interval is 250, so such
@@ -115,6 +143,24 @@ def _reorder(frames: torch.Tensor, inverse: Optional[torch.Tensor]) -> torch.Ten
     return frames if inverse is None else frames[inverse]
 
 
+def display_quarter_turns(degrees: float) -> int:
+    """Counter-clockwise quarter turns (0-3) that make frames upright for a display rotation of ``degrees``.
+
+    ``degrees`` follows FFmpeg's display matrix (``av_display_rotation_get``, PyAV's ``frame.rotation``,
+    torchcodec's ``metadata.rotation``): the counter-clockwise angle a player turns the stored frame by,
+    e.g. 90 or -90 for a phone held upright. ``torch.rot90(frames, k, dims=(H, W))`` with the result ``k``
+    gives the frames a player shows. Angles that are not a multiple of 90 are rounded to the nearest one.
+    """
+    return int(round(float(degrees) / 90.0)) % 4
+
+
+def _upright(frames: torch.Tensor, quarter_turns: int) -> torch.Tensor:
+    """(N, H, W, 3) frames turned ``quarter_turns`` times counter-clockwise, contiguous (channels-last)."""
+    if quarter_turns % 4 == 0:
+        return frames
+    return torch.rot90(frames, quarter_turns, dims=(1, 2)).contiguous()
+
+
 class OpenVideo(abc.ABC):
     """One opened video file. Use as a context manager.
 
@@ -133,14 +179,21 @@ class OpenVideo(abc.ABC):
 
         Indices past the end are clamped to the last frame; the sampler never asks for them except through
         a short-clip policy, and clamping keeps every backend identical there. Each distinct frame is
-        decoded once, in increasing order (:meth:`_read_sorted`), and then put in the requested order.
+        decoded once, in increasing order (:meth:`_read_sorted`), turned upright where the backend left
+        the display rotation to us (:meth:`_quarter_turns_left`), and then put in the requested order.
         """
         unique, inverse = _unique_sorted(self._clamp(indices))
-        return _reorder(self._read_sorted(unique), inverse).permute(0, 3, 1, 2)
+        frames = self._read_sorted(unique)
+        return _reorder(_upright(frames, self._quarter_turns_left()), inverse).permute(0, 3, 1, 2)
 
     @abc.abstractmethod
     def _read_sorted(self, indices: List[int]) -> torch.Tensor:
         """Frames at strictly increasing, in-range ``indices`` as uint8 (N, H, W, 3); raises VideoDecodeError."""
+
+    def _quarter_turns_left(self) -> int:
+        """Counter-clockwise quarter turns that :meth:`_read_sorted`'s frames still need to be upright
+        (:func:`display_quarter_turns`); 0 for backends that apply the display rotation themselves."""
+        return 0
 
     def _decode_error(self, error: Exception) -> VideoDecodeError:
         """A backend's exception as the data set's "decode error" for this file."""
@@ -167,6 +220,10 @@ class VideoDecoder(abc.ABC):
         num_threads: decoder threads per open file. 1 is right for DataLoader workers (parallelism comes
             from the workers; threaded decoders lose 20-30 % there, see docs/data.md); 0 lets the backend
             choose.
+
+    Attributes:
+        fallback: the backend :meth:`read` retries a file with when this one cannot decode it (None: no
+            retry); :func:`create_decoder` sets it.
     """
 
     name: str = ""
@@ -176,6 +233,7 @@ class VideoDecoder(abc.ABC):
         if num_threads < 0:
             raise ValueError(f"decoder threads must be >= 0, got {num_threads}")
         self.num_threads = int(num_threads)
+        self.fallback: Optional["VideoDecoder"] = None
 
     @classmethod
     def is_available(cls) -> Tuple[bool, str]:
@@ -203,6 +261,41 @@ class VideoDecoder(abc.ABC):
             video.close()
             raise VideoDecodeError(path, "no frames")
         return video
+
+    def read(self, path: str, read: Callable[[OpenVideo], T]) -> Tuple[T, Optional[VideoDecodeError]]:
+        """``read(video)`` on ``path`` opened with this backend or, when that fails, once with :attr:`fallback`.
+
+        A missing or empty file is not retried. The result is deterministic per file: a file this
+        backend cannot decode fails the same way every time, so it always takes the fallback path.
+
+        Returns:
+            ``(result, None)``, or ``(result, error)`` when the fallback produced the result, ``error``
+            being this backend's failure (the caller counts these reads apart from broken files).
+
+        Raises:
+            VideoDecodeError: this backend's error when the file is not retried or the fallback fails too
+                (its message then names the fallback's error as well).
+        """
+        path = os.fspath(path)
+        try:
+            with self.open(path) as video:
+                return read(video), None
+        except VideoDecodeError as error:
+            if self.fallback is None or error.reason in _NO_FALLBACK_REASONS:
+                raise
+            try:
+                with self.fallback.open(path) as video:
+                    result = read(video)
+            except VideoDecodeError as fallback_error:
+                detail = f"{error.detail}; {self.fallback.name}: {fallback_error.reason}"
+                raise VideoDecodeError(path, error.reason, detail[:400]) from fallback_error
+            if path not in _logged_fallbacks and len(_logged_fallbacks) < _LOGGED_FALLBACKS_MAX:
+                _logged_fallbacks.add(path)
+                logger.info("read %s with %s: %s cannot decode it (%s)%s", path, self.fallback.name, self.name,
+                            f"{error.reason}: {error.detail}" if error.detail else error.reason,
+                            "; further fallback reads are counted, not logged"
+                            if len(_logged_fallbacks) == _LOGGED_FALLBACKS_MAX else "")
+            return result, error
 
     @abc.abstractmethod
     def _open(self, path: str) -> OpenVideo: ...
@@ -244,7 +337,9 @@ class _TorchCodecVideo(OpenVideo):
 
 
 class TorchCodecDecoder(VideoDecoder):
-    """torchcodec (FFmpeg through the system's shared libraries); exact seek mode, batched frame access."""
+    """torchcodec (FFmpeg through the system's shared libraries); exact seek mode, batched frame access.
+
+    Applies the display rotation itself (``metadata.rotation``, a ``transpose`` in its filter graph)."""
 
     name = "torchcodec"
     module = "torchcodec.decoders"
@@ -256,11 +351,40 @@ class TorchCodecDecoder(VideoDecoder):
 # --------------------------------------------------------------------------------------------- decord
 
 
+def _decord_refusal(path: str) -> str:
+    """Why decord 0.6 would return other pixels or frames than torchcodec and PyAV for ``path`` ("" when it
+    would not): high bit depth (its FFmpeg 4 conversion) or HEVC (open GOPs, x265's default, come out with
+    misplaced frames). Probed with PyAV where installed (a header read, no decoding); without PyAV nothing
+    is refused."""
+    try:
+        import av
+    except ImportError:
+        return ""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                return ""
+            context = container.streams.video[0].codec_context
+            pixel_format = context.format
+            codec = context.name
+    except Exception:  # decord reports what is wrong with the file itself
+        return ""
+    bits = max((c.bits for c in pixel_format.components), default=8) if pixel_format is not None else 8
+    if codec == "hevc":
+        return "decord 0.6 misplaces frames of open-GOP HEVC"
+    if bits > 8:
+        return f"decord 0.6 converts {bits}-bit video differently from torchcodec and PyAV"
+    return ""
+
+
 class _DecordVideo(OpenVideo):
     def __init__(self, path: str, num_threads: int) -> None:
         import decord
 
         self.path = path
+        refusal = _decord_refusal(path)
+        if refusal:
+            raise VideoDecodeError(path, "decode error", refusal)
         self._reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=num_threads)
         self.num_frames = len(self._reader)
         self.fps = float(self._reader.get_avg_fps() or 0.0)
@@ -279,7 +403,10 @@ class _DecordVideo(OpenVideo):
 
 
 class DecordDecoder(VideoDecoder):
-    """decord (bundles its own FFmpeg 4). Unmaintained since 2022; kept as an option, never the default."""
+    """decord (bundles its own FFmpeg 4). Unmaintained since 2022; kept as an option, never the default.
+
+    Applies the MP4/MOV display rotation itself (FFmpeg 4's ``rotate`` tag). Cannot decode AV1, and
+    refuses high-bit-depth and HEVC files (:func:`_decord_refusal`): all three are read by the fallback."""
 
     name = "decord"
     module = "decord"
@@ -289,9 +416,6 @@ class DecordDecoder(VideoDecoder):
 
 
 # ----------------------------------------------------------------------------------------------- PyAV
-
-
-_PYAV_CONVERT_THREADS = True  # whether this PyAV's frame conversion takes a threads argument
 
 
 class _PyAVVideo(OpenVideo):
@@ -313,6 +437,9 @@ class _PyAVVideo(OpenVideo):
         self._stream = stream
         self._skip_unneeded = num_threads == 1
         self._convert_threads = num_threads
+        self._rgb_graph = None  # libavfilter graph to rgb24, rebuilt when the frames' properties change
+        self._rgb_graph_key: Optional[tuple] = None
+        self._quarter_turns: Optional[int] = None  # display rotation, read from the first decoded frame
         self.frames_decoded = 0  # statistics: frames that came out of the codec (tests check the seek)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         self.fps = float(rate) if rate else 0.0
@@ -342,14 +469,34 @@ class _PyAVVideo(OpenVideo):
         return self._index_of_pts(pts)
 
     def _to_rgb(self, frame):
-        global _PYAV_CONVERT_THREADS
-        if _PYAV_CONVERT_THREADS:
-            try:
-                # swscale's automatic threading costs 3x the CPU of one thread at Kinetics frame sizes.
-                return frame.to_ndarray(format="rgb24", threads=self._convert_threads)
-            except TypeError:  # PyAV < 13 has no threads argument
-                _PYAV_CONVERT_THREADS = False
-        return frame.to_ndarray(format="rgb24")
+        """8-bit RGB (H, W, 3) of a decoded frame, as stored (before the display rotation).
+
+        Through a libavfilter ``format=rgb24`` graph rather than ``frame.to_ndarray("rgb24")``: the graph
+        honours the frame's colour range and matrix and converts high-bit-depth frames exactly as
+        torchcodec does (the bytes agree, tested); ``to_ndarray`` differed by up to 47 levels on 10-bit
+        sources. For 8-bit sources both give the same bytes.
+        """
+        import av
+
+        if self._quarter_turns is None:
+            self._quarter_turns = display_quarter_turns(getattr(frame, "rotation", 0) or 0)
+        key = (frame.width, frame.height, frame.format.name, int(frame.color_range), int(frame.colorspace))
+        if key != self._rgb_graph_key:
+            graph = av.filter.Graph()
+            # One thread: swscale's automatic threading costs 3x the CPU at Kinetics frame sizes.
+            graph.threads = self._convert_threads
+            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
+                                      time_base=self._time_base)
+            convert, sink = graph.add("format", "rgb24"), graph.add("buffersink")
+            source.link_to(convert)
+            convert.link_to(sink)
+            graph.configure()
+            self._rgb_graph, self._rgb_graph_key = graph, key
+        self._rgb_graph.vpush(frame)
+        return self._rgb_graph.vpull().to_ndarray()
+
+    def _quarter_turns_left(self) -> int:
+        return self._quarter_turns or 0
 
     def _decode_range(self, unique: List[int], from_start: bool) -> Dict[int, torch.Tensor]:
         import av
@@ -357,12 +504,15 @@ class _PyAVVideo(OpenVideo):
         first, last = unique[0], unique[-1]
         wanted = set(unique)
         if from_start:
-            self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+            target = self._start_pts
         else:
             # Seek to the keyframe at or before half a frame ahead of the first needed frame's timestamp.
             target_seconds = (first - 0.5) / self.fps if self.fps > 0 else 0.0
             target = self._start_pts + int(max(target_seconds, 0.0) / self._time_base)
+        try:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as error:  # e.g. an MP4 without keyframe flags (EPERM)
+            raise self._decode_error(error) from error
         context = self._stream.codec_context
         out: Dict[int, torch.Tensor] = {}
         first_seen = None
@@ -425,6 +575,7 @@ class _PyAVVideo(OpenVideo):
         return torch.stack(frames)
 
     def close(self) -> None:
+        self._rgb_graph = None
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -452,12 +603,16 @@ def available_decoders() -> Dict[str, str]:
     return {name: DECODERS[name].is_available()[1] for name in _AUTO_ORDER}
 
 
-def create_decoder(name: str = "auto", num_threads: int = 1) -> VideoDecoder:
+def create_decoder(name: str = "auto", num_threads: int = 1, fallback: bool = True) -> VideoDecoder:
     """Builds the decoder for ``DATA.DECODER`` with fallback, logging the choice once per process.
 
     Args:
         name: "auto", "torchcodec", "decord" or "pyav".
         num_threads: ``DATA.DECODER_THREADS``.
+        fallback: give the decoder a :attr:`~VideoDecoder.fallback`: the first installed backend of
+            torchcodec, PyAV, decord other than the chosen one, which :meth:`VideoDecoder.read` retries a
+            file with when the chosen one cannot decode it (e.g. AV1 with decord). None when no other
+            backend is installed.
 
     Raises:
         ValueError: unknown name.
@@ -471,14 +626,18 @@ def create_decoder(name: str = "auto", num_threads: int = 1) -> VideoDecoder:
         usable, why = DECODERS[candidate].is_available()
         if usable:
             decoder = DECODERS[candidate](num_threads=num_threads)
+            if fallback:
+                second = next((n for n in _AUTO_ORDER if n != candidate and DECODERS[n].is_available()[0]), None)
+                decoder.fallback = DECODERS[second](num_threads=num_threads) if second is not None else None
             key = (name, candidate, num_threads)
             if key not in _logged_choices:
                 _logged_choices.add(key)
-                fallback = f"; unavailable: {'; '.join(reasons)}" if reasons else ""
+                unavailable = f"; unavailable: {'; '.join(reasons)}" if reasons else ""
+                retry = f"; files it cannot decode: {decoder.fallback.name}" if decoder.fallback is not None else ""
                 logger.log(
                     logging.WARNING if name != "auto" and reasons else logging.INFO,
-                    "video decoder: %s %s, %d thread(s) (DATA.DECODER=%s%s)",
-                    candidate, DECODERS[candidate].version(), num_threads, name, fallback,
+                    "video decoder: %s %s, %d thread(s) (DATA.DECODER=%s%s%s)",
+                    candidate, DECODERS[candidate].version(), num_threads, name, unavailable, retry,
                 )
             return decoder
         reasons.append(f"{candidate} ({why})")

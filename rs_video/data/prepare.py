@@ -13,7 +13,9 @@ folder). Re-encoding settings, chosen for fast random clip access (docs/data.md)
 ``short_side`` (320 default, enough for scale jitter [256, 320]), long side scaled to keep the aspect
 ratio and rounded to an even number, ``yuv420p``, libx264 CRF 23, keyframe every ``gop`` frames (32; a
 random clip then decodes at most 31 frames it does not need), constant frame rate at the source's average
-rate, ``+faststart``. Audio is dropped.
+rate, ``+faststart``. Audio is dropped. Any codec FFmpeg decodes is read (H.264, HEVC, VP9, AV1, ...); a
+display rotation (phone videos) is baked into the pixels, so the output is upright with no rotation left
+to apply, and 10-bit or full-range sources become limited-range 8-bit ``yuv420p``.
 
 The official CSVs are read from ``annotations_dir`` or ``annotations_dir/annotations``. A split's
 downloads are found by file stem in ``videos_dir/{split}``, ``videos_dir/videos/{split}``,
@@ -44,6 +46,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from rs_image.fileio import atomic_path
 
 from .annotations import VIDEO_EXTENSIONS, find_split_file, index_videos, read_kinetics_csv, video_folders
+from .decoders import display_quarter_turns
 
 __all__ = ["PrepareReport", "prepare_kinetics", "reencode_video", "find_kinetics_csv"]
 
@@ -82,6 +85,27 @@ def _output_size(width: int, height: int, short_side: int) -> Tuple[int, int]:
     return _even(width * short_side / height), _even(short_side)
 
 
+# Filters that turn a stored frame upright, per counter-clockwise quarter turns (display_quarter_turns).
+_UPRIGHT_FILTERS = {0: [], 1: [("transpose", "cclock")], 2: [("hflip", None), ("vflip", None)], 3: [("transpose", "clock")]}
+
+
+def _encode_graph(frame, time_base, width: int, height: int, turns: int):
+    """libavfilter graph: a decoded frame -> upright, scaled (area), limited-range 8-bit yuv420p."""
+    import av
+
+    graph = av.filter.Graph()
+    graph.threads = 1  # parallelism comes from the worker processes
+    chain = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=time_base)]
+    for name, args in _UPRIGHT_FILTERS[turns] + [("scale", f"{width}:{height}:flags=area:out_range=tv"),
+                                                 ("format", "yuv420p")]:
+        chain.append(graph.add(name, args))
+    chain.append(graph.add("buffersink"))
+    for a, b in zip(chain, chain[1:]):
+        a.link_to(b)
+    graph.configure()
+    return graph
+
+
 def _reencode_pyav(src: str, dst: str, short_side: int, gop: int, crf: int, preset: str,
                    trim: Optional[Tuple[float, float]]) -> None:
     import av
@@ -92,31 +116,37 @@ def _reencode_pyav(src: str, dst: str, short_side: int, gop: int, crf: int, pres
         in_stream = source.streams.video[0]
         in_stream.thread_type = "AUTO"
         rate = in_stream.average_rate or in_stream.guessed_rate or Fraction(30)
-        width, height = _output_size(in_stream.codec_context.width, in_stream.codec_context.height, short_side)
         with av.open(dst, "w", format="mp4", options={"movflags": "+faststart"}) as target:
-            out_stream = target.add_stream("libx264", rate=rate)
-            out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, "yuv420p"
-            out_stream.codec_context.gop_size = gop
-            out_stream.options = {"crf": str(crf), "preset": preset,
-                                  "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            out_stream, graph, count = None, None, 0
             if trim is not None:
                 source.seek(int(trim[0] * av.time_base), backward=True, any_frame=False)
-            count = 0
             for frame in source.decode(in_stream):
                 if trim is not None and frame.time is not None:
                     if frame.time < trim[0]:
                         continue
                     if frame.time >= trim[1]:
                         break
-                scaled = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-                scaled.pts, scaled.time_base = count, Fraction(1, 1) / rate
+                if graph is None:  # the display rotation is known from the first frame
+                    turns = display_quarter_turns(getattr(frame, "rotation", 0) or 0)
+                    shown = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+                    width, height = _output_size(*shown, short_side)
+                    graph = _encode_graph(frame, in_stream.time_base, width, height, turns)
+                    out_stream = target.add_stream("libx264", rate=rate)
+                    out_stream.width, out_stream.height, out_stream.pix_fmt = width, height, "yuv420p"
+                    out_stream.codec_context.gop_size = gop
+                    out_stream.codec_context.color_range = av.video.reformatter.ColorRange.MPEG
+                    out_stream.options = {"crf": str(crf), "preset": preset,
+                                          "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+                graph.vpush(frame)
+                upright = graph.vpull()
+                upright.pts, upright.time_base = count, Fraction(1, 1) / rate
                 count += 1
-                for packet in out_stream.encode(scaled):
+                for packet in out_stream.encode(upright):
                     target.mux(packet)
-            for packet in out_stream.encode():
-                target.mux(packet)
             if count == 0:
                 raise ValueError("no decodable frames")
+            for packet in out_stream.encode():
+                target.mux(packet)
 
 
 def _reencode_ffmpeg(src: str, dst: str, short_side: int, gop: int, crf: int, preset: str,
@@ -125,7 +155,9 @@ def _reencode_ffmpeg(src: str, dst: str, short_side: int, gop: int, crf: int, pr
     if executable is None:
         raise RuntimeError("ffmpeg not found on PATH (use backend='pyav')")
     s = short_side
-    scale = f"scale='if(gt(iw,ih),-2,{s})':'if(gt(iw,ih),{s},-2)':flags=area,format=yuv420p"
+    # ffmpeg turns rotated input upright before the filters (-autorotate, its default) and writes no
+    # display matrix then; iw/ih are the upright sizes.
+    scale = f"scale='if(gt(iw,ih),-2,{s})':'if(gt(iw,ih),{s},-2)':flags=area:out_range=tv,format=yuv420p"
     command = [executable, "-nostdin", "-y", "-loglevel", "error"]
     if trim is not None:
         command += ["-ss", f"{trim[0]:.3f}", "-to", f"{trim[1]:.3f}"]
