@@ -34,6 +34,7 @@ __all__ = [
     "broadcast_object",
     "destroy_distributed",
     "average_bn_buffers",
+    "bn_buffers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -155,13 +156,21 @@ def destroy_distributed() -> None:
         dist.destroy_process_group()
 
 
+def bn_buffers(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The BN running means and variances of ``model`` by qualified name (the live tensors): what differs
+    between the ranks of a DDP run, whose parameters are the same everywhere."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            out[f"{name}.running_mean"], out[f"{name}.running_var"] = m.running_mean, m.running_var
+    return out
+
+
 def average_bn_buffers(model: torch.nn.Module) -> None:
     """Average BN running statistics over processes (each rank updates them from its own batches)."""
     if not is_distributed():
         return
     world = get_world_size()
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-            for buf in (m.running_mean, m.running_var):
-                all_reduce_sum(buf)
-                buf.div_(world)
+    for buf in bn_buffers(model).values():
+        all_reduce_sum(buf)
+        buf.div_(world)
