@@ -106,7 +106,14 @@ def prune_step_checkpoints(folder: PathLike, keep: int) -> List[Path]:
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
     with atomic_write(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as error:
+            # torch's zip writer reports a failed write (disk full, a vanished mount) as an "enforce fail"
+            # RuntimeError; the OSError of the file is its context, and what the user needs to see.
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from None
+            raise
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:

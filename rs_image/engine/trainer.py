@@ -93,6 +93,13 @@ class NonFiniteLossError(UserError, RuntimeError):
     ``TRAIN.MAX_NONFINITE_STEPS`` steps in a row under ``"skip"``."""
 
 
+def _end_workers(iterator: Optional[Iterator]) -> None:
+    """Stop the worker processes of a DataLoader iterator now (torch offers no public call for it)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 class _PeriodTimer:
     """Mean data-loading and step times since the last :meth:`pop` (host clock)."""
 
@@ -500,9 +507,12 @@ class Trainer:
         crash); the trainer cannot train after it."""
         self.stop_signals.restore()
         self.writer.close()
-        # Persistent workers live as long as their loader. Dropped here, they end now, in this process; left to
+        # Persistent workers live as long as their loader. Ended here, they end now, in this process; left to
         # the garbage collector, a loader may be collected inside a forked worker of a later run, which then
-        # prints "AssertionError: can only test a child process".
+        # prints "AssertionError: can only test a child process", or outlive a crash (the traceback holds the
+        # loader) until Python's exit handler waits for them forever: they ignore the stop signals.
+        for loader in (self.train_loader, self.val_loader):
+            _end_workers(getattr(loader, "_iterator", None))
         self.train_loader = None  # type: ignore[assignment]
         self.val_loader = None
 
@@ -526,6 +536,9 @@ class Trainer:
                     self.progress.update(1)
                 for hook in self.hooks:
                     hook.after_step(self, epoch, step + 1)
+        except BaseException:
+            _end_workers(iterator)  # a crash or a stop: the traceback would keep the workers alive
+            raise
         finally:
             if self.progress is not None:
                 self.progress.close()
