@@ -135,6 +135,26 @@ def test_stop_signal_finishes_the_step_writes_it_and_resumes_exactly(tmp_path):
     assert _max_diff(_state(resumed), _state(reference)) == 0.0  # 0 steps redone, bit-identical
 
 
+def test_a_stop_under_slurm_requeues_the_job_when_asked(tmp_path, monkeypatch, caplog):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol_calls"
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    for job, requeue in ((None, "True"), ("4242", "False"), ("4242", "True")):
+        if job:
+            monkeypatch.setenv("SLURM_JOB_ID", job)
+        trainer = _trainer(tmp_path / f"{job}_{requeue}", "SOLVER.MAX_EPOCH", "1", "TRAIN.REQUEUE_ON_PREEMPT", requeue,
+                           "TRAIN.PREEMPT_SIGNAL", "SIGUSR2")
+        trainer.hooks.append(SignalAt(signal.SIGUSR2, step=1))
+        with caplog.at_level("WARNING"), pytest.raises(Preempted, match="stopped by SIGUSR2 after epoch 1, step 2/6"):
+            trainer.train()
+    assert "not a SLURM job (no SLURM_JOB_ID); nothing requeued" in caplog.text
+    assert calls.read_text() == "requeue 4242\n"  # only with SLURM_JOB_ID and TRAIN.REQUEUE_ON_PREEMPT
+
+
 def test_time_based_checkpoints_with_an_injected_clock_keep_the_newest_steps(tmp_path):
     class Minutes(Hook):  # every optimizer step takes 4 minutes of the fake clock
         now = 0.0
