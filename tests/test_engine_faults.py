@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Dict, List
 
@@ -24,9 +23,13 @@ import torch
 
 from rs_image.engine import Preempted, PREEMPTED_EXIT_CODE, NonFiniteLossError, Trainer, load_config, run_cli
 from rs_image.engine import checkpoint as checkpoint_module
-from rs_image.engine.checkpoint import CheckpointError, load_checkpoint
+from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.hooks import Hook
 from tests.fault_injection import SignalAt, disk_full_on_write
+from tests.test_engine_accumulation import _max_diff as max_float_diff
+from tests.test_engine_accumulation import _state
+from tests.test_engine_resume import _env as resume_env
+from tests.test_engine_resume import signal_when
 from tests.test_engine_train import TINY_ARCH, TensorImageTask, _free_port, tiny_opts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,20 +49,12 @@ def _trainer(out: Path, *extra: str) -> Trainer:
     return Trainer(load_config(None, _opts(out, *extra)), TensorImageTask())
 
 
-def _state(trainer: Trainer) -> Dict[str, torch.Tensor]:
-    state = {f"model.{k}": v.detach().clone() for k, v in trainer.model.state_dict().items()}
-    state.update({f"ema.{k}": v.detach().clone() for k, v in trainer.ema.module.state_dict().items()})
-    for pid, s in trainer.optimizer.state_dict()["state"].items():
-        state[f"momentum.{pid}"] = s["momentum_buffer"].clone()
-    return state
-
-
 def _max_diff(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor]) -> float:
-    assert a.keys() == b.keys()
+    """The largest |difference| of the floating-point entries; the integer ones (BN counts) must be equal."""
     for k in a:
         if not a[k].is_floating_point():
             assert torch.equal(a[k], b[k]), k
-    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+    return max_float_diff(a, b)
 
 
 def _step_files(out: Path) -> List[str]:
@@ -294,9 +289,7 @@ def _video_opts(data: Path, out: Path, *extra: str) -> List[str]:
 
 
 def _env(**extra: str) -> Dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    return env
+    return dict(resume_env(), **extra)
 
 
 def _final(out: Path) -> Dict[str, torch.Tensor]:
@@ -332,17 +325,10 @@ def test_sigterm_mid_epoch_with_the_shipped_defaults_saves_the_step_and_resumes_
     assert done.returncode == 0, done.stderr[-3000:]
 
     out = tmp_path / "preempted"
-    proc = subprocess.Popen(train_net + _video_opts(videos, out), env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    try:  # SIGTERM from outside once epoch 2 has begun (no step checkpoints: the shipped defaults)
-        while proc.poll() is None and not any(r["epoch"] == 2 for r in _train_records(out)):
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == PREEMPTED_EXIT_CODE, err[-3000:]
+    # SIGTERM from outside once epoch 2 has begun (no step checkpoints: the shipped defaults).
+    returncode, err = signal_when(train_net + _video_opts(videos, out),
+                                  lambda: any(r["epoch"] == 2 for r in _train_records(out)), signal.SIGTERM)
+    assert returncode == PREEMPTED_EXIT_CODE, err[-3000:]
     state = load_checkpoint(out / "checkpoints" / "last.pyth")
     assert state["epoch"] == 1 and 0 < state["step_in_epoch"] <= 8
     assert f"train_net: stopped by SIGTERM after epoch 2, step {state['step_in_epoch']}/8" in err
