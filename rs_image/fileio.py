@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Iterator, List, Union
 
-__all__ = ["atomic_path", "atomic_write", "remove_stale_temporaries", "TMP_MARK"]
+__all__ = ["atomic_path", "atomic_write", "atomic_copy", "remove_stale_temporaries", "TMP_MARK"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -45,6 +46,17 @@ def atomic_write(path: PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def atomic_copy(source: PathLike, target: PathLike) -> None:
+    """Give ``target`` the content of ``source``, atomically: a hard link where the file system allows it
+    (no byte copied; safe because everything here replaces files with ``os.replace``, never in place, so
+    the two names part when ``source`` is rewritten), else a copy."""
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)
+        except OSError:  # no hard links here (some network and object-store file systems)
+            shutil.copyfile(source, tmp)
 
 
 def _writer_alive(tmp: Path) -> bool:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
 import torch
@@ -70,18 +70,24 @@ def _run(cmd: List[str]) -> subprocess.CompletedProcess:
     return done
 
 
-def _kill_when(cmd: List[str], marker: Path) -> None:
-    """Start a run and SIGKILL it as soon as ``marker`` exists."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def signal_when(cmd: List[str], ready: Callable[[], bool], sig: int = signal.SIGKILL) -> Tuple[int, str]:
+    """Start a run, send it ``sig`` as soon as ``ready()``, wait for its end: (exit status, stderr)."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while not marker.exists() and proc.poll() is None:
+        while not ready() and proc.poll() is None:
             time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {err[-2000:]}"
+    return proc.returncode, err
+
+
+def _kill_when(cmd: List[str], marker: Path) -> None:
+    """Start a run and SIGKILL it as soon as ``marker`` exists."""
+    returncode, err = signal_when(cmd, marker.exists)
+    assert returncode == -signal.SIGKILL, f"the run ended before it could be killed: {err[-2000:]}"
 
 
 def _final(out: Path) -> dict:

@@ -6,7 +6,8 @@
 * :mod:`~rs_image.engine.hooks` - metrics, precise BN, checkpoints and validation around the loop
 * :func:`~rs_image.engine.inference.run_test` - multi-view testing
 * :mod:`~rs_image.engine.runtime`, :mod:`~rs_image.engine.samplers`, :mod:`~rs_image.engine.checkpoint`,
-  :mod:`~rs_image.engine.distributed`, :mod:`~rs_image.engine.logger`, :mod:`~rs_image.engine.launch`
+  :mod:`~rs_image.engine.distributed`, :mod:`~rs_image.engine.logger`, :mod:`~rs_image.engine.launch`,
+  :mod:`~rs_image.engine.preemption` (stop signals, SLURM requeue)
 """
 
 from rs_image.errors import TooManyFailuresError
@@ -27,6 +28,7 @@ from .evaluator import MultiViewAggregator, MultiViewSummary, evaluate_single_vi
 from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, TrainingCurves, Validator
 from .inference import run_test
 from .launch import launch, run_cli, test_main, train_main
+from .preemption import PREEMPTED_EXIT_CODE, Preempted
 from .samplers import ResumableDistributedSampler, ShardedEvalSampler
 from .tasks import ImageTask, Task, get_task, register_task
 from .trainer import NonFiniteLossError, Trainer
@@ -37,5 +39,5 @@ __all__ = [
     "Checkpointer", "Validator", "TrainingCurves", "run_test", "TooManyFailuresError", "Task", "ImageTask", "get_task",
     "register_task", "MultiViewAggregator", "MultiViewSummary", "ShardedEvalSampler", "ResumableDistributedSampler",
     "evaluate_single_view", "CheckpointError", "find_resume_checkpoint", "load_checkpoint", "launch", "run_cli",
-    "train_main", "test_main",
+    "train_main", "test_main", "Preempted", "PREEMPTED_EXIT_CODE",
 ]

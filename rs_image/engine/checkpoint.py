@@ -2,9 +2,12 @@
 
 Layout under ``OUTPUT_DIR/checkpoints``::
 
-    last.pyth                     the newest state (end of every epoch, and every
-                                  TRAIN.CHECKPOINT_STEP_PERIOD steps inside an epoch)
-    checkpoint_epoch_00010.pyth   kept every TRAIN.CHECKPOINT_PERIOD epochs (and after the last one)
+    last.pyth                              the newest state (end of every epoch, and every step
+                                           checkpoint inside an epoch)
+    checkpoint_epoch_00010.pyth            kept every TRAIN.CHECKPOINT_PERIOD epochs (and after the last one)
+    checkpoint_epoch_00010_step_000120.pyth   a step checkpoint: 10 epochs and 120 optimizer steps done
+                                           (TRAIN.CHECKPOINT_STEP_PERIOD, TRAIN.CHECKPOINT_MINUTES, preemption);
+                                           the newest TRAIN.CHECKPOINT_KEEP_STEPS are kept
 
 A checkpoint is a dict of tensors and plain Python values, written atomically with ``torch.save``
 (:func:`rs_image.fileio.atomic_write`), so a crash never leaves a half-written file under a checkpoint name. It is read back with ``torch.load(weights_only=True)``
@@ -14,7 +17,9 @@ Keys: ``model_state``, ``ema_state`` / ``ema_num_updates`` (when EMA is on), ``o
 ``scheduler_state``, ``scaler_state``, ``epoch`` (the epoch to run next, 0-based), ``step_in_epoch``
 (optimizer steps already done in that epoch), ``global_step``, ``rng_states`` (one entry per rank),
 ``sampler`` (seed, epoch, world size, batch size of the data order), ``cfg`` (the resolved YAML), and
-``format_version``.
+``format_version``; ``nonfinite_streak`` (non-finite steps skipped in a row) and, with several processes
+inside an epoch, ``rank_bn_buffers`` (every rank's own BN running statistics, raw and EMA, which
+``model_state`` holds averaged) so that a mid-epoch resume continues every rank where it stopped.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ __all__ = [
     "CheckpointError",
     "checkpoint_dir",
     "epoch_checkpoint_name",
+    "step_checkpoint_name",
+    "prune_step_checkpoints",
     "atomic_torch_save",
     "load_checkpoint",
     "checkpoint_candidates",
@@ -51,7 +58,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_SUBDIR = "checkpoints"
 LAST_NAME = "last.pyth"
 FORMAT_VERSION = 1
-_EPOCH_RE = re.compile(r"^checkpoint_epoch_(\d+)\.pyth$")
+_EPOCH_RE = re.compile(r"^checkpoint_epoch_(\d+)(?:_step_(\d+))?\.pyth$")
 _REQUIRED_KEYS = ("model_state", "epoch", "step_in_epoch", "global_step")
 
 PathLike = Union[str, os.PathLike]
@@ -70,10 +77,43 @@ def epoch_checkpoint_name(epochs_done: int) -> str:
     return f"checkpoint_epoch_{epochs_done:05d}.pyth"
 
 
+def step_checkpoint_name(epochs_done: int, step_in_epoch: int) -> str:
+    """``checkpoint_epoch_00005_step_000120.pyth`` after 5 epochs and 120 optimizer steps of the 6th."""
+    return f"checkpoint_epoch_{epochs_done:05d}_step_{step_in_epoch:06d}.pyth"
+
+
+def _positions(folder: Path) -> List[Tuple[Tuple[int, int], Path]]:
+    """``((epochs done, step in epoch), path)`` of the epoch and step checkpoints in ``folder``."""
+    found = []
+    for p in folder.iterdir():
+        m = _EPOCH_RE.match(p.name)
+        if m and p.is_file():
+            found.append(((int(m.group(1)), int(m.group(2) or 0)), p))
+    return found
+
+
+def prune_step_checkpoints(folder: PathLike, keep: int) -> List[Path]:
+    """Delete all but the newest ``keep`` step checkpoints in ``folder`` (epoch checkpoints and ``last.pyth``
+    stay); returns the deleted files."""
+    folder = Path(folder)
+    steps = sorted((pos, p) for pos, p in _positions(folder) if "_step_" in p.name) if folder.is_dir() else []
+    removed = [p for _, p in steps[: max(len(steps) - keep, 0)]]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
 def atomic_torch_save(obj: Any, path: PathLike) -> None:
     """``torch.save`` that never leaves a half-written file at ``path``."""
     with atomic_write(path, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as error:
+            # torch's zip writer reports a failed write (disk full, a vanished mount) as an "enforce fail"
+            # RuntimeError; the OSError of the file is its context, and what the user needs to see.
+            if isinstance(error.__context__, OSError):
+                raise error.__context__ from None
+            raise
 
 
 def load_checkpoint(path: PathLike) -> Dict[str, Any]:
@@ -92,7 +132,7 @@ def load_checkpoint(path: PathLike) -> Dict[str, Any]:
 
 
 def checkpoint_candidates(folder: PathLike) -> List[Path]:
-    """Checkpoints in ``folder``, newest first: ``last.pyth``, then epoch checkpoints by epoch."""
+    """Checkpoints in ``folder``, newest first: ``last.pyth``, then the epoch and step checkpoints by position."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -100,12 +140,7 @@ def checkpoint_candidates(folder: PathLike) -> List[Path]:
     last = folder / LAST_NAME
     if last.is_file():
         out.append(last)
-    epochs = []
-    for p in folder.iterdir():
-        m = _EPOCH_RE.match(p.name)
-        if m and p.is_file():
-            epochs.append((int(m.group(1)), p))
-    out.extend(p for _, p in sorted(epochs, reverse=True))
+    out.extend(p for _, p in sorted(_positions(folder), reverse=True))
     return out
 
 

@@ -165,6 +165,16 @@ _C.TRAIN.EVAL_PERIOD = 10
 _C.TRAIN.CHECKPOINT_PERIOD = 10
 # Also refresh "last" every N optimizer steps inside an epoch (-1 off); resuming from it is exact.
 _C.TRAIN.CHECKPOINT_STEP_PERIOD = -1
+# Also write a step checkpoint when this many minutes passed since the last checkpoint (rank 0's clock, one
+# decision for all ranks): what a hard kill (node loss, OOM killer) can lose. 0 disables it.
+_C.TRAIN.CHECKPOINT_MINUTES = 30.0
+# Step checkpoints (checkpoint_epoch_E_step_S.pyth) kept on disk: the newest N; epoch checkpoints all stay.
+_C.TRAIN.CHECKPOINT_KEEP_STEPS = 2
+# Besides SIGTERM, the signal that makes every rank finish its step, write a checkpoint and exit with status
+# 75 (SLURM's --signal=USR1@120); "none" for SIGTERM alone.
+_C.TRAIN.PREEMPT_SIGNAL = "SIGUSR1"
+# After such a stop under SLURM (SLURM_JOB_ID set), rank 0 runs `scontrol requeue $SLURM_JOB_ID`.
+_C.TRAIN.REQUEUE_ON_PREEMPT = False
 _C.TRAIN.AUTO_RESUME = True
 # Initial weights (native / timm / Keras-converted / our checkpoints, and formats tasks register); "" = random.
 _C.TRAIN.CHECKPOINT_FILE_PATH = ""
@@ -174,6 +184,8 @@ _C.TRAIN.COMPILE = False
 _C.TRAIN.COMPILE_BACKEND = "inductor"
 # What a non-finite loss does: "stop" the run (with the step) or "skip" the optimizer step.
 _C.TRAIN.NONFINITE_LOSS = "stop"
+# With NONFINITE_LOSS skip: stop after this many non-finite steps in a row (0 = never stop).
+_C.TRAIN.MAX_NONFINITE_STEPS = 10
 # Cap on optimizer steps per epoch (-1 = the whole data set); for smoke tests and demos.
 _C.TRAIN.MAX_STEPS_PER_EPOCH = -1
 
@@ -271,6 +283,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
     "TRAIN.MIXED_PRECISION": ("none", "bf16", "fp16"),
     "TRAIN.COMPILE_BACKEND": ("inductor", "aot_eager", "eager"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),
+    "TRAIN.PREEMPT_SIGNAL": ("SIGUSR1", "SIGUSR2", "SIGINT", "SIGHUP", "none"),
     "TEST.ENSEMBLE_METHOD": ("sum", "max"),
     "TEST.ENSEMBLE_SCORES": ("prob", "logit"),
 }
@@ -296,6 +309,9 @@ RULES: List[Rule] = [
     Rule("TRAIN.EVAL_PERIOD", lambda v, c: v >= 0, ">= 0 (0 = off)"),
     Rule("TRAIN.CHECKPOINT_PERIOD", lambda v, c: v >= 1, ">= 1"),
     Rule("TRAIN.CHECKPOINT_STEP_PERIOD", lambda v, c: v == -1 or v >= 1, ">= 1 or -1 (off)"),
+    Rule("TRAIN.CHECKPOINT_MINUTES", lambda v, c: v >= 0, ">= 0 (0 = off)"),
+    Rule("TRAIN.CHECKPOINT_KEEP_STEPS", lambda v, c: v >= 1, ">= 1"),
+    Rule("TRAIN.MAX_NONFINITE_STEPS", lambda v, c: v >= 0, ">= 0 (0 = never stop)"),
     Rule("TRAIN.MAX_STEPS_PER_EPOCH", lambda v, c: v == -1 or v >= 1, ">= 1 or -1 (all)"),
     Rule("LOG_PERIOD", lambda v, c: v >= 1, ">= 1"),
     Rule("MODEL.NUM_CLASSES", lambda v, c: v >= 0, ">= 1 (0 = not set yet)"),

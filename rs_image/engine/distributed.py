@@ -34,6 +34,7 @@ __all__ = [
     "broadcast_object",
     "destroy_distributed",
     "average_bn_buffers",
+    "bn_buffers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -91,10 +92,24 @@ def init_distributed(device: str = "auto") -> DistInfo:
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         kwargs: Dict[str, Any] = {"device_id": dev} if dev.type == "cuda" else {}
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, store=_attempt_store(rank, world_size),
+                                **kwargs)
         logger.info("process group: backend %s, rank %d/%d, device %s", backend, rank, world_size, dev)
     group = dist.is_available() and dist.is_initialized()
     return DistInfo(rank=rank, local_rank=local_rank, world_size=world_size, device=dev, process_group=group)
+
+
+def _attempt_store(rank: int, world_size: int) -> dist.Store:
+    """The rendezvous store of ``env://`` (torchrun's), with the keys of this process group under a prefix of
+    its own torchrun attempt (``TORCHELASTIC_RESTART_COUNT``).
+
+    torchrun keeps one store for the whole job. Without the prefix, a group restarted after a failed rank
+    (``--max-restarts``) finds the keys that the dead group left there and takes them for its own: the new
+    ranks connect to the dead ranks' gloo addresses ("Connection refused", the restart fails) or wait on
+    counters that are already past (a hang without a log line).
+    """
+    store, _, _ = next(dist.rendezvous("env://", rank=rank, world_size=world_size))
+    return dist.PrefixStore(f"rs_image/attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def is_distributed() -> bool:
@@ -155,13 +170,21 @@ def destroy_distributed() -> None:
         dist.destroy_process_group()
 
 
+def bn_buffers(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
+    """The BN running means and variances of ``model`` by qualified name (the live tensors): what differs
+    between the ranks of a DDP run, whose parameters are the same everywhere."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            out[f"{name}.running_mean"], out[f"{name}.running_var"] = m.running_mean, m.running_var
+    return out
+
+
 def average_bn_buffers(model: torch.nn.Module) -> None:
     """Average BN running statistics over processes (each rank updates them from its own batches)."""
     if not is_distributed():
         return
     world = get_world_size()
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-            for buf in (m.running_mean, m.running_var):
-                all_reduce_sum(buf)
-                buf.div_(world)
+    for buf in bn_buffers(model).values():
+        all_reduce_sum(buf)
+        buf.div_(world)

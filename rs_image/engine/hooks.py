@@ -6,9 +6,10 @@ The default list (:meth:`rs_image.engine.Trainer.build_hooks`), in the order eve
    only host sync of the metrics) and the epoch record; it closes the writers last.
 2. :class:`PreciseBN` - recomputes BN statistics with fixed weights (``BN.USE_PRECISE_STATS``); before the
    checkpoint, so that the saved network and the one validated next carry the precise statistics.
-3. :class:`Checkpointer` - ``last.pyth`` every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and after every
-   epoch, kept copies every ``TRAIN.CHECKPOINT_PERIOD`` epochs; before validation, so that a crash while
-   validating loses no training.
+3. :class:`Checkpointer` - step checkpoints every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and every
+   ``TRAIN.CHECKPOINT_MINUTES``, ``last.pyth`` after every epoch, kept copies every ``TRAIN.CHECKPOINT_PERIOD``
+   epochs, and the checkpoint of a stop signal; before validation, so that a crash while validating loses
+   no training.
 4. :class:`Validator` - single-view validation of the raw and EMA weights every ``TRAIN.EVAL_PERIOD``
    epochs and after the last one, with the training RNG state preserved around it.
 5. :class:`TrainingCurves` - at the end, ``training_curves.png`` from ``metrics.jsonl`` (with matplotlib);
@@ -150,11 +151,16 @@ class PreciseBN(Hook):
 
 
 class Checkpointer(Hook):
-    """``last.pyth`` inside epochs every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and after each epoch."""
+    """A step checkpoint inside epochs every ``TRAIN.CHECKPOINT_STEP_PERIOD`` steps and when
+    ``TRAIN.CHECKPOINT_MINUTES`` passed, ``last.pyth`` after each epoch; on a stop signal, a checkpoint of
+    the step reached, then :class:`~rs_image.engine.preemption.Preempted` (all ranks agreed in the step)."""
 
     def after_step(self, trainer: Any, epoch: int, step: int) -> None:
+        if trainer.stop_requested:  # also after the last step of an epoch: the epoch's hooks run on resume
+            trainer.stop_after_step(epoch, step)
         period = trainer.cfg.TRAIN.CHECKPOINT_STEP_PERIOD
-        if period > 0 and step % period == 0 and step < trainer.steps_per_epoch:
+        periodic = period > 0 and step % period == 0
+        if (periodic or trainer.checkpoint_due) and step < trainer.steps_per_epoch:
             trainer.save_checkpoint(epoch, step)
 
     def after_epoch(self, trainer: Any, epoch: int) -> None:

@@ -18,6 +18,7 @@ from rs_image.errors import UserError, one_line
 
 from . import distributed as du
 from .config import CfgNode, load_config
+from .preemption import PREEMPTED_EXIT_CODE, Preempted
 
 __all__ = ["parse_args", "train_main", "test_main", "launch", "run_cli"]
 
@@ -42,12 +43,18 @@ def parse_args(argv: Optional[Sequence[str]], description: str) -> argparse.Name
 def run_cli(main: Callable[[], T], prog: str) -> T:
     """Run a command-line entry point. An expected user error (:class:`rs_image.errors.UserError`: a missing
     file, a malformed line, a wrong key or value) ends it with one line on stderr and exit status 2;
-    anything else keeps its traceback."""
+    anything else keeps its traceback. A run stopped by a signal after its checkpoint
+    (:class:`~rs_image.engine.preemption.Preempted`) says so on one line (rank 0) and exits with status
+    :data:`~rs_image.engine.preemption.PREEMPTED_EXIT_CODE` (75)."""
     try:
         return main()
     except UserError as error:
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except Preempted as stopped:
+        if stopped.is_main:
+            print(f"{prog}: {stopped}", file=sys.stderr, flush=True)
+        raise SystemExit(PREEMPTED_EXIT_CODE) from None
 
 
 def _load(argv: Optional[Sequence[str]], description: str) -> CfgNode:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
-from typing import Any, Callable, ContextManager, Dict, Iterator, Optional
+import signal
+from typing import Any, Callable, ContextManager, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
@@ -14,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from . import distributed as du
 from .checkpoint import capture_rng_state, restore_rng_state
 from .config import CfgNode, ConfigError
+from .preemption import ignore_signals, stop_signals
 from .samplers import ShardedEvalSampler
 
 __all__ = [
@@ -64,9 +67,10 @@ def preserve_rng() -> Iterator[None]:
         restore_rng_state(state)
 
 
-def _seed_loader_worker(worker_id: int) -> None:
+def _init_loader_worker(worker_id: int, ignored_signals: Tuple[signal.Signals, ...] = ()) -> None:
     # torch seeds each worker with base_seed + worker_id; NumPy and Python get the same seed so that workers
     # of data sets that draw outside rs_image.data.randomness do not share their random streams.
+    ignore_signals(ignored_signals)
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -78,7 +82,9 @@ def loader_kwargs(cfg: CfgNode, device: torch.device, collate_fn: Optional[Calla
     kwargs: Dict[str, Any] = dict(
         num_workers=workers,
         pin_memory=cfg.DATA_LOADER.PIN_MEMORY and device.type == "cuda",
-        worker_init_fn=_seed_loader_worker if workers > 0 else None,
+        # The stop signals are the main process's to handle (rs_image.engine.preemption).
+        worker_init_fn=functools.partial(_init_loader_worker, ignored_signals=stop_signals(cfg.TRAIN.PREEMPT_SIGNAL))
+        if workers > 0 else None,
         collate_fn=collate_fn,
     )
     if workers > 0:

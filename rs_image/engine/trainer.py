@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -47,8 +46,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader
 from tqdm import tqdm
 
-from rs_image.errors import DataError
-from rs_image.fileio import atomic_path, remove_stale_temporaries
+from rs_image.errors import DataError, UserError
+from rs_image.fileio import atomic_copy, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
@@ -65,17 +64,21 @@ from . import distributed as du
 from .checkpoint import (
     FORMAT_VERSION,
     LAST_NAME,
+    CheckpointError,
     atomic_torch_save,
     capture_rng_state,
     checkpoint_dir,
     epoch_checkpoint_name,
     find_resume_checkpoint,
     load_checkpoint,
+    prune_step_checkpoints,
     restore_rng_state,
+    step_checkpoint_name,
 )
 from .config import CfgNode, require_keys, save_config
 from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, TrainingCurves, Validator
 from .logger import MetricWriter, setup_logging
+from .preemption import Preempted, StopSignals, requeue_slurm_job, stop_signals
 from .runtime import autocast_context, build_eval_loader, configure_determinism, loader_kwargs, seed_everything
 from .samplers import ResumableDistributedSampler
 from .tasks import Task, get_task
@@ -85,8 +88,16 @@ __all__ = ["Trainer", "NonFiniteLossError"]
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite and ``TRAIN.NONFINITE_LOSS`` is ``"stop"``."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN or infinite and ``TRAIN.NONFINITE_LOSS`` is ``"stop"``, or it stayed so for
+    ``TRAIN.MAX_NONFINITE_STEPS`` steps in a row under ``"skip"``."""
+
+
+def _end_workers(iterator: Optional[Iterator]) -> None:
+    """Stop the worker processes of a DataLoader iterator now (torch offers no public call for it)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 class _PeriodTimer:
@@ -149,7 +160,7 @@ class Trainer:
         self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING)
         self.mixup = self.task.build_mixup(cfg)
 
-        self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = 0
+        self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = self.nonfinite_streak = 0
         if resume is not None:
             self.restore(resume)
         self.train_model = self.wrap_model(self.model)
@@ -163,6 +174,11 @@ class Trainer:
         self.step_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.epoch_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.timer = _PeriodTimer()
+        # Decisions all ranks take together at every step (run_step): stop on a signal, time checkpoint due.
+        self.stop_signals = StopSignals(())  # the handlers are installed by train() and removed by close()
+        self.stop_requested = self.checkpoint_due = False
+        self.clock: Callable[[], float] = time.monotonic  # rank 0's clock for TRAIN.CHECKPOINT_MINUTES
+        self.last_checkpoint_time = self.clock()
         self.progress: Optional[tqdm] = None
         self.last_metrics: Dict[str, Any] = {}
         self._log_setup()
@@ -344,6 +360,7 @@ class Trainer:
             "step_in_epoch": step_in_epoch,
             "global_step": self.global_step,
             "num_skipped_steps": self.num_skipped_steps,
+            "nonfinite_streak": self.nonfinite_streak,
             "rng_states": rng_states,
             "sampler": {
                 "seed": self.cfg.RNG_SEED, "epoch": next_epoch, "world_size": self.dist.world_size,
@@ -357,23 +374,78 @@ class Trainer:
             state["ema_num_updates"] = self.ema.num_updates
         return state
 
-    def save_checkpoint(self, next_epoch: int, step_in_epoch: int, keep: bool = False) -> None:
-        """Write ``last.pyth`` (and ``checkpoint_epoch_XXXXX.pyth`` when ``keep``). Collective call.
+    def _bn_nets(self) -> Dict[str, nn.Module]:
+        return {"model": self.model, **({"ema": self.ema.module} if self.ema is not None else {})}
 
-        BN running statistics (raw and EMA) are first averaged over processes: under DDP every rank updates
-        them from its own batch, and the average makes the saved network the same on every rank.
+    def save_checkpoint(self, next_epoch: int, step_in_epoch: int, keep: bool = False) -> Path:
+        """Write ``last.pyth``; inside an epoch (``step_in_epoch > 0``) also the step checkpoint
+        ``checkpoint_epoch_E_step_S.pyth`` (the newest ``TRAIN.CHECKPOINT_KEEP_STEPS`` kept), after an epoch
+        ``checkpoint_epoch_E.pyth`` when ``keep``. Collective call; returns the path of ``last.pyth``.
+
+        BN running statistics (raw and EMA) are averaged over processes: under DDP every rank updates them
+        from its own batch, and the average makes the saved network the same on every rank. After an epoch
+        every rank continues with the average (validation follows); inside an epoch each rank keeps its own,
+        also stored in the checkpoint, so that writing a checkpoint never changes the training and a
+        resumed run continues every rank exactly. A failed write (disk full, a vanished mount) raises
+        :class:`CheckpointError` on every rank with rank 0's OS error; the previous checkpoint stays.
         """
-        du.average_bn_buffers(self.model)
-        if self.ema is not None:
-            du.average_bn_buffers(self.ema.module)
+        mid_epoch = step_in_epoch > 0
+        own = None
+        if mid_epoch and self.dist.world_size > 1:
+            own = {net: {k: v.detach().clone() for k, v in du.bn_buffers(module).items()}
+                   for net, module in self._bn_nets().items()}
+        for module in self._bn_nets().values():
+            du.average_bn_buffers(module)
         rng_states = du.all_gather_object(capture_rng_state())
+        rank_bn_buffers = du.all_gather_object(
+            {net: {k: v.cpu() for k, v in bufs.items()} for net, bufs in own.items()}) if own is not None else None
+        last = self.ckpt_dir / LAST_NAME
+        error = None
         if self.is_main:
-            last = self.ckpt_dir / LAST_NAME
-            atomic_torch_save(self.state_dict(next_epoch, step_in_epoch, rng_states), last)
-            if keep:
-                with atomic_path(self.ckpt_dir / epoch_checkpoint_name(next_epoch)) as tmp:
-                    shutil.copyfile(last, tmp)
-        du.barrier()
+            state = self.state_dict(next_epoch, step_in_epoch, rng_states)
+            if rank_bn_buffers is not None:
+                state["rank_bn_buffers"] = rank_bn_buffers
+            copy = step_checkpoint_name(next_epoch, step_in_epoch) if mid_epoch else (
+                epoch_checkpoint_name(next_epoch) if keep else None)
+            target = last
+            try:
+                atomic_torch_save(state, last)
+                if copy is not None:
+                    target = self.ckpt_dir / copy
+                    atomic_copy(last, target)
+                if mid_epoch:
+                    prune_step_checkpoints(self.ckpt_dir, self.cfg.TRAIN.CHECKPOINT_KEEP_STEPS)
+            except OSError as exc:  # the atomic write removed its temporary file; the old checkpoint is intact
+                error = f"cannot write checkpoint {target}: {exc.strerror or exc} (the previous checkpoint is intact)"
+        error = du.broadcast_object(error)  # also what keeps the other ranks from running ahead of the write
+        if own is not None:
+            self._load_bn_buffers(own)
+        if error is not None:
+            raise CheckpointError(error)
+        self.last_checkpoint_time = self.clock()
+        return last
+
+    def _load_bn_buffers(self, buffers: Dict[str, Dict[str, torch.Tensor]]) -> None:
+        with torch.no_grad():
+            for net, module in self._bn_nets().items():
+                live = du.bn_buffers(module)
+                for key, value in buffers.get(net, {}).items():
+                    live[key].copy_(value)
+
+    def stop_after_step(self, epoch: int, step: int) -> None:
+        """Every rank agreed to stop (a stop signal): write a checkpoint of step ``step`` of ``epoch`` (1-based
+        within the 0-based epoch), requeue the SLURM job when ``TRAIN.REQUEUE_ON_PREEMPT``, raise
+        :class:`Preempted`."""
+        path = self.save_checkpoint(epoch, step)
+        cause = self.stop_signals.received or "a stop signal on another process"
+        where = f"epoch {epoch + 1}, step {step}/{self.steps_per_epoch} (global step {self.global_step})"
+        logger.warning("%s: stopped after %s; checkpoint written to %s", cause, where, path)
+        self.writer.write("event", {"event": "preempted", "signal": cause, "epoch": epoch, "step_in_epoch": step},
+                          self.global_step)
+        if self.is_main and self.cfg.TRAIN.REQUEUE_ON_PREEMPT:
+            requeue_slurm_job()
+        raise Preempted(f"stopped by {cause} after {where}; checkpoint {path}; the same command resumes from it",
+                        str(path), self.is_main)
 
     def restore(self, state: Dict[str, Any]) -> None:
         """Continue from a checkpoint of :meth:`state_dict`."""
@@ -395,6 +467,10 @@ class Trainer:
         self.start_step = min(int(state["step_in_epoch"]), self.steps_per_epoch)
         self.global_step = int(state["global_step"])
         self.num_skipped_steps = int(state.get("num_skipped_steps", 0))
+        self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
+        rank_bn_buffers = state.get("rank_bn_buffers") or []
+        if len(rank_bn_buffers) == self.dist.world_size:  # each rank's own BN statistics (a mid-epoch state)
+            self._load_bn_buffers(rank_bn_buffers[self.dist.rank])
         sampler = state.get("sampler") or {}
         before = (sampler.get("world_size"), sampler.get("batch_size"), sampler.get("grad_accum_steps", 1))
         now = (self.dist.world_size, self.batch_size, self.accum_steps)
@@ -411,6 +487,8 @@ class Trainer:
     def train(self) -> Dict[str, Any]:
         """Run the remaining epochs; returns the last metrics."""
         try:
+            self.stop_signals = StopSignals(stop_signals(self.cfg.TRAIN.PREEMPT_SIGNAL))
+            self.last_checkpoint_time = self.clock()
             for hook in self.hooks:
                 hook.before_train(self)
             if self.start_epoch >= self.max_epoch:
@@ -428,10 +506,14 @@ class Trainer:
     def close(self) -> None:
         """Ends the loader workers and closes the metric writer (``train`` does it on its way out, also after a
         crash); the trainer cannot train after it."""
+        self.stop_signals.restore()
         self.writer.close()
-        # Persistent workers live as long as their loader. Dropped here, they end now, in this process; left to
+        # Persistent workers live as long as their loader. Ended here, they end now, in this process; left to
         # the garbage collector, a loader may be collected inside a forked worker of a later run, which then
-        # prints "AssertionError: can only test a child process".
+        # prints "AssertionError: can only test a child process", or outlive a crash (the traceback holds the
+        # loader) until Python's exit handler waits for them forever: they ignore the stop signals.
+        for loader in (self.train_loader, self.val_loader):
+            _end_workers(getattr(loader, "_iterator", None))
         self.train_loader = None  # type: ignore[assignment]
         self.val_loader = None
 
@@ -455,6 +537,9 @@ class Trainer:
                     self.progress.update(1)
                 for hook in self.hooks:
                     hook.after_step(self, epoch, step + 1)
+        except BaseException:
+            _end_workers(iterator)  # a crash or a stop: the traceback would keep the workers alive
+            raise
         finally:
             if self.progress is not None:
                 self.progress.close()
@@ -496,11 +581,11 @@ class Trainer:
                 stats[2].add_((logits.detach().argmax(dim=1) == labels).sum())
                 stats[3].add_(n)
 
-        # Every rank must take the same decision, or the ranks would part ways: the one sync per step.
         step_losses = torch.stack(losses)
-        if du.all_reduce_sum((~torch.isfinite(step_losses)).any().float().reshape(1)).item() > 0:
+        if self._agree_on_step(step_losses):
             self._non_finite_loss(step_losses, epoch, step, saved_buffers)
             return
+        self.nonfinite_streak = 0
 
         if self.cfg.SOLVER.CLIP_GRAD_L2NORM > 0:
             self.scaler.unscale_(self.optimizer)
@@ -513,6 +598,22 @@ class Trainer:
         self.global_step += 1
         self.step_stats.add_(stats)
         self.epoch_stats[:2].add_(stats[:2])
+
+    def _agree_on_step(self, losses: torch.Tensor) -> bool:
+        """What every rank must decide alike, or the ranks would part ways, in one all-reduce of three numbers
+        (the one host sync per step): a non-finite loss on any rank (returned), a stop signal on any rank
+        (:attr:`stop_requested`), a time-based checkpoint due on rank 0's clock (:attr:`checkpoint_due`)."""
+        flags = torch.zeros(3, device=self.device)
+        flags[0] = (~torch.isfinite(losses)).any()
+        # Python scalars written into a device tensor travel as kernel arguments: no copy, no sync here.
+        if self.stop_signals.received is not None:
+            flags[1] = 1.0
+        minutes = self.cfg.TRAIN.CHECKPOINT_MINUTES
+        if self.is_main and minutes > 0 and self.clock() - self.last_checkpoint_time >= minutes * 60:
+            flags[2] = 1.0
+        nonfinite, stop, due = (value > 0 for value in du.all_reduce_sum(flags).tolist())
+        self.stop_requested, self.checkpoint_due = stop, due
+        return nonfinite
 
     def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
@@ -541,13 +642,23 @@ class Trainer:
                 f"checkpoint is intact. Try a lower SOLVER.BASE_LR, SOLVER.CLIP_GRAD_L2NORM, a longer "
                 f"SOLVER.WARMUP_EPOCHS, or TRAIN.NONFINITE_LOSS skip."
             )
-        logger.warning("non-finite loss at %s: step skipped (TRAIN.NONFINITE_LOSS skip)", where)
+        logger.warning("non-finite loss at %s: step skipped (TRAIN.NONFINITE_LOSS skip, %d in a row)", where,
+                       self.nonfinite_streak + 1)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             for buf, saved in zip(self.model.buffers(), saved_buffers or []):
                 buf.copy_(saved)
         self.num_skipped_steps += 1
+        self.nonfinite_streak += 1
         with warnings.catch_warnings():  # the schedule advances although no optimizer step was taken
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
             self.scheduler.step()
         self.global_step += 1
+        limit = self.cfg.TRAIN.MAX_NONFINITE_STEPS
+        if limit and self.nonfinite_streak >= limit:
+            raise NonFiniteLossError(
+                f"{self.nonfinite_streak} optimizer steps in a row had a non-finite loss "
+                f"(TRAIN.MAX_NONFINITE_STEPS {limit}), the last ({shown}) at {where}. Training stopped; the last "
+                f"checkpoint is intact. Try a lower SOLVER.BASE_LR, SOLVER.CLIP_GRAD_L2NORM or a longer "
+                f"SOLVER.WARMUP_EPOCHS."
+            )
