@@ -110,6 +110,11 @@ _C.MODEL.OVERRIDES = CfgNode(new_allowed=True)
 _C.MODEL.ACT_CHECKPOINT = False
 # channels_last (2D) / channels_last_3d (video) memory format for model and inputs.
 _C.MODEL.CHANNELS_LAST = False
+# Fine-tuning (mmaction2's frozen_stages): -1 = none, 0 = the stem, k = the stem and the first k stages take no
+# gradient and keep their BN frozen.
+_C.MODEL.FROZEN_STAGES = -1
+# SlowFast's name for BN.FREEZE (either one freezes every BN layer).
+_C.MODEL.FROZEN_BN = False
 
 # ---------------------------------------------------------------------------- DATA (any task)
 _C.DATA = CfgNode()
@@ -211,6 +216,9 @@ _C.SOLVER.WEIGHT_DECAY = 4e-5
 # Gradient clipping by global L2 norm; -1 = off.
 _C.SOLVER.CLIP_GRAD_L2NORM = -1.0
 _C.SOLVER.LABEL_SMOOTHING = 0.1
+# Layer-wise learning-rate decay for fine-tuning (SlowFast, timm): the head learns at the scheduled rate, each
+# block closer to the input d times slower, the stem at d ** (blocks + 1); 1.0 = off. See rs_image.recipe.finetune.
+_C.SOLVER.LAYER_DECAY = 1.0
 
 # ---------------------------------------------------------------------------- EMA
 _C.EMA = CfgNode()
@@ -230,6 +238,10 @@ _C.BN.USE_PRECISE_STATS = False
 _C.BN.NUM_BATCHES_PRECISE = 200
 # torch.nn.SyncBatchNorm across processes (CUDA + DDP only).
 _C.BN.SYNC = False
+# Frozen BN for fine-tuning (SlowFast forks' BN.FREEZE, upstream MODEL.FROZEN_BN, mmaction2 norm_eval): every
+# BN layer normalises with its stored statistics and keeps its affine parameters (no gradient), also after
+# model.train(), under DDP, precise BN and EMA.
+_C.BN.FREEZE = False
 
 REMOVED_KEYS: Dict[str, str] = {
     "NUM_GPUS": "torchrun decides the number of processes (--nproc_per_node, WORLD_SIZE); delete the key",
@@ -289,6 +301,8 @@ RULES: List[Rule] = [
     Rule("SOLVER.NESTEROV", lambda v, c: not v or c.SOLVER.MOMENTUM > 0, "False unless SOLVER.MOMENTUM > 0"),
     Rule("SOLVER.WEIGHT_DECAY", lambda v, c: v >= 0, ">= 0"),
     Rule("SOLVER.LABEL_SMOOTHING", *_between(0, 1, high_open=True)),
+    Rule("SOLVER.LAYER_DECAY", *_between(0, 1, low_open=True)),
+    Rule("MODEL.FROZEN_STAGES", lambda v, c: v >= -1, ">= -1 (-1 = none, 0 = the stem, k = the stem and k stages)"),
     Rule("SOLVER.CLIP_GRAD_L2NORM", lambda v, c: v == -1 or v > 0, "> 0 or -1 (off)"),
     Rule("EMA.DECAY", *_between(0, 1, high_open=True)),
     Rule("BN.MOMENTUM", lambda v, c: 0 <= v <= 1, "in [0, 1] (PyTorch convention)"),

@@ -18,6 +18,8 @@ from typing import Any, Dict, List
 import torch
 import torch.distributed as dist
 
+from rs_image.recipe import FrozenBatchNorm
+
 from .config import ConfigError
 
 __all__ = [
@@ -161,6 +163,9 @@ def average_bn_buffers(model: torch.nn.Module) -> None:
         return
     world = get_world_size()
     for m in model.modules():
+        # Frozen BN statistics are the same on every rank; averaging could only round them.
+        if isinstance(m, FrozenBatchNorm):
+            continue
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
             for buf in (m.running_mean, m.running_var):
                 all_reduce_sum(buf)

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterator
 import torch
 
 from rs_image.errors import DataError
-from rs_image.recipe import ema_decay_at, update_precise_bn
+from rs_image.recipe import current_lr, ema_decay_at, update_precise_bn
 from rs_image.report.curves import write_training_curves
 
 from . import distributed as du
@@ -81,7 +81,7 @@ class MetricLogger(Hook):
             "epoch": epoch + 1,
             "step": step,
             "loss": loss_sum / count if count else float("nan"),
-            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "lr": current_lr(trainer.optimizer),
             "samples_per_s": trainer.global_batch / step_time if step_time else float("nan"),
             "data_time": times["data"],
             "step_time": step_time,
@@ -109,7 +109,7 @@ class MetricLogger(Hook):
             "loss": loss_sum / count if count else float("nan"),
             "failed_reads": int(failed_reads),
             "skipped_steps": trainer.num_skipped_steps,
-            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "lr": current_lr(trainer.optimizer),
         }
         trainer.writer.write("train_epoch", record, trainer.global_step)
         logger.info("epoch %d/%d done: train loss %.4f, lr %.4g, global step %d", epoch + 1, trainer.max_epoch,

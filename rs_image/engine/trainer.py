@@ -56,6 +56,9 @@ from rs_image.recipe import (
     build_sgd,
     check_bn_ema_convention,
     convert_sync_batchnorm,
+    current_lr,
+    freeze_batchnorm,
+    freeze_stages,
     scaled_lr,
     set_bn_momentum,
     stochastic_depth_rates,
@@ -253,17 +256,30 @@ class Trainer:
                 model = convert_sync_batchnorm(model)
             else:
                 logger.warning("BN.SYNC ignored: SyncBatchNorm needs CUDA (running on %s)", self.device)
+        self.freeze(model)
         return model
+
+    def freeze(self, model: nn.Module) -> None:
+        """Fine-tuning: ``MODEL.FROZEN_STAGES`` and ``BN.FREEZE`` / ``MODEL.FROZEN_BN`` (after SyncBN, which
+        would replace a frozen layer by a training one)."""
+        cfg = self.cfg
+        frozen = freeze_stages(model, cfg.MODEL.FROZEN_STAGES)
+        if frozen:
+            logger.info("frozen (no gradient, BN statistics fixed): %s", ", ".join(frozen))
+        if cfg.BN.FREEZE or cfg.MODEL.FROZEN_BN:
+            logger.info("frozen BN: %d layers keep their statistics and affine parameters", freeze_batchnorm(model))
 
     def build_ema(self) -> Optional[ModelEma]:
         ema = self.cfg.EMA
         return ModelEma(self.model, ema.DECAY, ema.TF_WARMUP, ema.INCLUDE_BUFFERS) if ema.ENABLE else None
 
     def build_optimizer(self) -> torch.optim.Optimizer:
-        """SGD at the learning rate scaled by the global batch, weight decay on conv/linear weights only."""
+        """SGD at the learning rate scaled by the global batch, weight decay on conv/linear weights only,
+        layer-wise LR decay with ``SOLVER.LAYER_DECAY < 1``."""
         s = self.cfg.SOLVER
         self.peak_lr = scaled_lr(s.BASE_LR, self.global_batch, s.BASE_BATCH_SIZE)
-        return build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV, weight_decay=s.WEIGHT_DECAY)
+        return build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
+                         weight_decay=s.WEIGHT_DECAY, layer_decay=s.LAYER_DECAY)
 
     def build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         """Per-step cosine decay with linear warm-up (both ends scaled like the learning rate)."""
@@ -531,7 +547,7 @@ class Trainer:
         shown = f"{values[0]}" if len(values) == 1 else f"micro-batch losses {values}"
         where = (
             f"epoch {epoch + 1}, step {step + 1}/{self.steps_per_epoch} (global step {self.global_step + 1}), "
-            f"learning rate {self.optimizer.param_groups[0]['lr']:.4g}"
+            f"learning rate {current_lr(self.optimizer):.4g}"
         )
         if self.cfg.TRAIN.NONFINITE_LOSS == "stop":
             raise NonFiniteLossError(
