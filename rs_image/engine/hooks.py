@@ -175,18 +175,25 @@ class Validator(Hook):
                     results[prefix] = evaluate_single_view(
                         net, trainer.val_loader, trainer.prepare_input, device=trainer.device,
                         autocast=trainer.autocast(), progress=progress, desc=f"val {prefix.rstrip('_')}".strip(),
+                        multi_label=trainer.cfg.DATA.MULTI_LABEL,
                     )
         raw, ema = results[""], results.get("ema_")
         record: Dict[str, Any] = {"epoch": done, **raw}
         if ema is not None:
             record.update({f"ema_{k}": v for k, v in ema.items()})
         trainer.writer.write("val", record, trainer.global_step)
-        msg = f"epoch {done} val: top-1 {raw['top1']:.2f}% top-5 {raw['top5']:.2f}% loss {raw['loss']:.4f}"
+        msg = f"epoch {done} val: {_headline(raw)}"
         if ema is not None:
-            msg += f" | EMA top-1 {ema['top1']:.2f}% top-5 {ema['top5']:.2f}% loss {ema['loss']:.4f}"
+            msg += f" | EMA {_headline(ema)}"
         msg += f" ({raw['num_samples']} samples" + (f", {raw['num_failed']} failed)" if raw["num_failed"] else ")")
         logger.info(msg)
         trainer.last_metrics = {f"val_{k}": v for k, v in record.items()}
+
+
+def _headline(result: Dict[str, Any]) -> str:
+    if "mAP" in result:  # multi-label
+        return f"mAP {result['mAP']:.2f}% loss {result['loss']:.4f}"
+    return f"top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}% loss {result['loss']:.4f}"
 
 
 class TrainingCurves(Hook):

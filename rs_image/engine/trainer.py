@@ -149,7 +149,7 @@ class Trainer:
         self.optimizer = self.build_optimizer()
         self.scheduler = self.build_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING)
+        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
         self.mixup = self.task.build_mixup(cfg)
 
         self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = 0
@@ -504,7 +504,7 @@ class Trainer:
                 loss, logits, labels, targets = self._forward(batch)
                 self.scaler.scale(loss / self.accum_steps if self.accum_steps > 1 else loss).backward()
             losses.append(loss.detach())
-            n = labels.numel()
+            n = labels.shape[0]
             stats[0].add_(loss.detach().double() * n)
             stats[1].add_(n)
             if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
@@ -532,7 +532,8 @@ class Trainer:
     def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
         x = self.prepare_input(batch)
-        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
+        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
+        labels = labels.float() if self.cfg.DATA.MULTI_LABEL else labels.long()  # multi-hot rows or class indices
         if "failed_reads" in batch:
             self.epoch_stats[2].add_(int(torch.as_tensor(batch["failed_reads"]).sum()))
         targets = labels

@@ -71,6 +71,7 @@ __all__ = [
     "video_folders",
     "records_in_tree",
     "index_videos",
+    "videos_by_id",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,10 +93,12 @@ class AnnotationError(DataError):
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video of a split: its path and integer label (-1 when the split has no labels)."""
+    """One video of a split: its path and integer label (-1 when the split has no labels); a multi-label data
+    set (Charades) gives the classes present in ``labels`` (possibly none) and ``label`` -1."""
 
     path: str
     label: int
+    labels: Optional[Tuple[int, ...]] = None
 
 
 @dataclass
@@ -425,6 +428,18 @@ def _class_ids_for(data_dir: str, needed: Iterable[str]) -> Dict[str, int]:
     if unknown:
         raise AnnotationError(f"{path}: has no entry for classes {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
     return class_ids
+
+
+def videos_by_id(candidates: Sequence[str], extensions: Sequence[str]) -> Tuple[str, Dict[str, str]]:
+    """``(folder, {video id: path})`` of the first existing folder of ``candidates`` that holds videos named
+    ``<id><extension>`` (directly or one sub-folder down); ``(first candidate, {})`` when none does. Only one
+    folder is indexed: ``DIR`` itself would otherwise index its sub-folders again."""
+    folders = [folder for folder in candidates if os.path.isdir(folder)]
+    for folder in folders:
+        available = index_videos([folder], extensions)
+        if available:
+            return folder, available
+    return (folders or list(candidates))[0], {}
 
 
 def numbered_lines(path: str) -> Iterator[Tuple[int, str]]:

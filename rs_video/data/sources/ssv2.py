@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, VideoRecord, check_class_ids, finish_split, first_file, index_videos,
+    AnnotationError, SplitAnnotations, VideoRecord, check_class_ids, finish_split, first_file, videos_by_id,
 )
 
 __all__ = ["LABEL_FOLDERS", "VIDEO_FOLDERS", "FILE_NAMES", "read_ssv2_labels", "read_ssv2_entries",
@@ -147,13 +147,7 @@ def load_ssv2_split(
     split_file = _find_json(data_dir, split)
     rows = read_ssv2_entries(split_file, {name: index for index, name in enumerate(class_names)})
     candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
-    folders = [folder for folder in candidates if os.path.isdir(folder)]
-    root, available = (folders or candidates)[0], {}
-    for folder in folders:  # the first folder with videos: DIR itself would also index its sub-folders again
-        available = index_videos([folder], VIDEO_EXTENSIONS)
-        if available:
-            root = folder
-            break
+    root, available = videos_by_id(candidates, VIDEO_EXTENSIONS)
     records, missing = [], []
     for video_id, label in rows:
         path = available.get(video_id)
