@@ -35,6 +35,7 @@ import ast
 import difflib
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -57,6 +58,7 @@ from rs_image.export import (  # noqa: E402
 from rs_image.models import IMAGE_MODELS, resolve_weights  # noqa: E402
 from rs_image.models.weights import read_weights_file  # noqa: E402
 from rs_image.models.registry import UnknownModelError  # noqa: E402
+from rs_video.data.sources.charades import read_charades_classes  # noqa: E402
 from rs_video.models import VIDEO_MODELS  # noqa: E402
 
 
@@ -133,14 +135,13 @@ def build_model(name: str, weights: Optional[str], num_classes: Optional[int], o
 
 
 def read_class_names(path: str) -> List[str]:
-    """One class name per line; a Charades ``c000 Holding some clothes`` line gives its name after the id."""
+    """One class name per line, or Charades' ``Charades_v1_classes.txt`` (``c000 Holding some clothes``)."""
     try:
         lines = [line.strip() for line in open(path, encoding="utf-8") if line.strip()]
     except OSError as e:
         raise UserError(f"--class-names {path}: {e.strerror}") from e
-    ids = [line.split(" ", 1) for line in lines]
-    if all(len(p) == 2 and len(p[0]) == 4 and p[0][0] == "c" and p[0][1:].isdigit() for p in ids):
-        return [p[1] for p in ids]
+    if lines and all(re.fullmatch(r"c\d{3} .+", line) for line in lines):
+        return read_charades_classes(path)[0]
     return lines
 
 
