@@ -23,13 +23,13 @@ import torch
 
 from rs_image.fileio import atomic_write
 
-from .class_metrics import class_names_for
+from .class_metrics import PerClassResults, class_names_for
 
 __all__ = ["MultiLabelStats", "multilabel_stats", "write_multilabel_per_class_csv"]
 
 
 @dataclass
-class MultiLabelStats:
+class MultiLabelStats(PerClassResults):
     """Per-class AP over the evaluated samples.
 
     Attributes:
@@ -38,23 +38,12 @@ class MultiLabelStats:
         ap: (C,) average precision in % (NaN without positives).
     """
 
-    names: List[str]
-    support: torch.Tensor
     ap: torch.Tensor
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.names)
-
-    @property
-    def num_classes_with_support(self) -> int:
-        return int((self.support > 0).sum())
 
     @property
     def mean_ap(self) -> float:
         """mAP (%) over the classes with positives (NaN when there is none)."""
-        present = self.support > 0
-        return float(self.ap[present].mean()) if bool(present.any()) else float("nan")
+        return self.mean_over_supported(self.ap)
 
     def rows(self) -> List[Dict[str, Any]]:
         """One dict per class: ``class``, ``name``, ``support``, ``ap`` (None without positives)."""

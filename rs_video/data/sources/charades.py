@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, VideoRecord, finish_split, first_file, numbered_lines, videos_by_id,
+    AnnotationError, SplitAnnotations, check_split_request, finish_split, first_file, numbered_lines, videos_by_id,
 )
 
 __all__ = ["ANNOTATION_FOLDERS", "VIDEO_FOLDERS", "read_charades_classes", "read_charades_csv", "load_charades_split"]
@@ -116,24 +116,12 @@ def load_charades_split(
         video_root: ``DATA.PATH_PREFIX``: the folder of the ``<id>.mp4`` files ("" = search ``DIR``).
         num_classes: ``MODEL.NUM_CLASSES``, to reject a class list that does not fit the model.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    if not os.path.isdir(data_dir):
-        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+    check_split_request(data_dir, split)
     class_file = _find(data_dir, "classes")
     class_names, class_ids = read_charades_classes(class_file)
     split_file = _find(data_dir, split)
     rows = read_charades_csv(split_file, class_ids)
     candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
-    root, available = videos_by_id(candidates, VIDEO_EXTENSIONS)
-    records, missing = [], []
-    for video_id, labels in rows:
-        path = available.get(video_id)
-        if path is None:
-            missing.append(os.path.join(root, f"{video_id}.mp4"))
-        else:
-            records.append(VideoRecord(path, -1, labels))
-    searched = (f"; searched {', '.join(candidates)} and their sub-folders for <id>{'/'.join(VIDEO_EXTENSIONS)} "
-                f"(set DATA.PATH_PREFIX to the folder of the videos, e.g. Charades_v1_480)")
+    records, missing, searched = videos_by_id(candidates, rows, VIDEO_EXTENSIONS, ", e.g. Charades_v1_480")
     return finish_split(records, missing, split_file, "charades", class_names, num_listed=len(rows),
                         num_classes=num_classes, class_file=class_file, searched=searched)
