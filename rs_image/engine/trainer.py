@@ -278,8 +278,13 @@ class Trainer:
         layer-wise LR decay with ``SOLVER.LAYER_DECAY < 1``."""
         s = self.cfg.SOLVER
         self.peak_lr = scaled_lr(s.BASE_LR, self.global_batch, s.BASE_BATCH_SIZE)
-        return build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
-                         weight_decay=s.WEIGHT_DECAY, layer_decay=s.LAYER_DECAY)
+        optimizer = build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
+                              weight_decay=s.WEIGHT_DECAY, layer_decay=s.LAYER_DECAY)
+        scales = sorted({g["lr_scale"] for g in optimizer.param_groups if "lr_scale" in g})
+        if scales:
+            logger.info("layer decay %g: %d parameter groups, LR multipliers %.4g (lowest trained depth) .. %g (head)",
+                        s.LAYER_DECAY, len(optimizer.param_groups), scales[0], scales[-1])
+        return optimizer
 
     def build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         """Per-step cosine decay with linear warm-up (both ends scaled like the learning rate)."""
