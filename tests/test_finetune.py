@@ -137,7 +137,8 @@ def _frozen_part(model: nn.Module, all_bn: bool = True):
 
 
 def _finetune_opts(out: Path, *extra: str):
-    return tiny_opts(out, "image", "MODEL.FROZEN_STAGES", "1", "BN.FREEZE", "True", "BN.USE_PRECISE_STATS", "True",
+    # MODEL.FROZEN_BN: SlowFast's name for BN.FREEZE (tests/test_multilabel.py uses BN.FREEZE)
+    return tiny_opts(out, "image", "MODEL.FROZEN_STAGES", "1", "MODEL.FROZEN_BN", "True", "BN.USE_PRECISE_STATS", "True",
                      "BN.NUM_BATCHES_PRECISE", "2", "SOLVER.LAYER_DECAY", "0.7", "TRAIN.EVAL_PERIOD", "1",
                      "SOLVER.MAX_EPOCH", "2", "TRAIN.MAX_STEPS_PER_EPOCH", "2", "TRAIN.CHECKPOINT_PERIOD", "1",
                      *extra)
@@ -179,7 +180,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
     try:
         # BN frozen in the stem and layer1 only: DDP and precise BN update (and average) the other BN layers
-        opts = _finetune_opts(Path(out), "SOLVER.MAX_EPOCH", "1", "BN.FREEZE", "False")
+        opts = _finetune_opts(Path(out), "SOLVER.MAX_EPOCH", "1", "MODEL.FROZEN_BN", "False")
         trainer = Trainer(load_config(None, opts), TensorImageTask())
         init = _frozen_part(trainer.model, all_bn=False)
         trainer.train()
