@@ -7,6 +7,9 @@ Three formats:
   :data:`ONNX_OPSET`), run with onnxruntime when it is installed (the ``[onnx]`` extra).
 * ``"safetensors"``: the weights, with the model's pretrained cfg as JSON in the file's metadata.
 
+and a Hugging Face Hub folder (:func:`export_hub_folder`: ``model.safetensors``, ``config.json``, a model card
+``README.md``; ready for ``huggingface-cli upload``), reloaded the way ``hf-hub:`` names are and compared.
+
 Every export is written to a temporary file, reloaded, run on a seeded random input and compared with the
 eager model; only a file whose largest absolute difference is at most the tolerance replaces the target.
 
@@ -24,6 +27,9 @@ import copy
 import importlib.util
 import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -33,11 +39,11 @@ from torch import nn
 
 from rs_image.errors import UserError
 from rs_image.fileio import atomic_path
-from rs_image.models.weights import load_pretrained, save_state_dict
+from rs_image.models.weights import load_pretrained, save_state_dict, write_hub_folder
 
 __all__ = [
     "FORMATS", "DYNAMIC_DIMS", "ONNX_OPSET", "TOLERANCE", "ExportError", "ExportMismatchError", "ExportCheck",
-    "ExportReport", "export_model", "min_dynamic_sizes", "input_shape",
+    "ExportReport", "export_model", "min_dynamic_sizes", "input_shape", "export_hub_folder", "hub_model_card",
 ]
 
 logger = logging.getLogger(__name__)
@@ -319,4 +325,108 @@ def export_model(
                 f"> {tolerance:g} at input {'x'.join(map(str, worst.input_shape))} (outputs up to "
                 f"{worst.max_abs_output:.3g}; {worst.runtime}); not written"
             )
+    return report
+
+
+def _markdown_value(value: Any, sizes: bool = False) -> str:
+    if isinstance(value, (list, tuple)):
+        return ("x" if sizes else ", ").join(map(str, value))
+    return str(value)
+
+
+def hub_model_card(
+    model: nn.Module,
+    architecture: str,
+    *,
+    repo_id: str = "ORG/REPO",
+    training: Optional[Mapping[str, Any]] = None,
+    results: Optional[Mapping[str, Any]] = None,
+    label_names: Optional[Sequence[str]] = None,
+    model_args: Optional[Mapping[str, Any]] = None,
+) -> str:
+    """A model card (``README.md``) for the hub folder: what the model is, its numbers, how it was trained, how to
+    load it. ``training``: settings to list (e.g. from the checkpoint's config); ``results``: measured numbers
+    (e.g. ``test_results.json``); ``model_args``: architecture overrides (the registry's reference numbers are
+    then left out, being another network's)."""
+    cfg = dict(getattr(model, "pretrained_cfg", {}) or {})
+    video = _is_video(model)
+    lines = ["---", "library_name: rs-video", "license: apache-2.0",
+             f"pipeline_tag: {'video-classification' if video else 'image-classification'}",
+             "tags:", "- resnet-rs", f"- {architecture.split('.')[0]}", "---", "",
+             f"# {architecture}" + (f" ({cfg['variant']})" if cfg.get("variant") else ""), "",
+             f"ResNet-RS ({'3D / (2+1)D video' if video else 'image'}) model from rs_video / rs_image, "
+             f"{int(getattr(model, 'num_classes', 0) or 0)} classes, "
+             f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters.", "", "## Input", ""]
+    for key in ("input_size", "test_input_size", "num_frames", "sampling_rate", "test_views", "mean", "std",
+                "interpolation", "crop_pct"):
+        if key in cfg:
+            lines.append(f"- {key}: {_markdown_value(cfg[key], sizes=key.endswith(('size', 'views')))}")
+    if results:
+        lines += ["", "## Results (measured by this model's test run)", ""]
+        lines += [f"- {k}: {v:.2f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in results.items()]
+    if cfg.get("top1") is not None and not model_args:
+        lines += ["", f"Registry reference top-1 of the architecture: {cfg['top1']} ({cfg.get('top1_source', '')})"
+                      " - a published number, not a measurement of these weights."]
+    if training:
+        lines += ["", "## Training", ""] + [f"- {k}: {_markdown_value(v)}" for k, v in training.items()]
+    if label_names:
+        shown = ", ".join(label_names[:20]) + (f", ... ({len(label_names)} in config.json)" if len(label_names) > 20 else "")
+        lines += ["", "## Classes", "", shown]
+    create = "rs_video.create_model" if video else "rs_image.create_model"
+    lines += ["", "## Use", "", "```python", f"import {create.split('.')[0]}", "",
+              f'model = {create}("{architecture}", pretrained="hf-hub:{repo_id}").eval()',
+              'names = model.pretrained_cfg.get("label_names")', "```", ""]
+    return "\n".join(lines)
+
+
+def export_hub_folder(
+    model: nn.Module,
+    folder: PathLike,
+    *,
+    architecture: str,
+    model_args: Optional[Mapping[str, Any]] = None,
+    label_names: Optional[Sequence[str]] = None,
+    model_card: str = "",
+    shape: Optional[Sequence[int]] = None,
+    seed: int = 0,
+) -> ExportReport:
+    """Write a Hugging Face Hub folder for ``model`` (:func:`rs_image.models.weights.write_hub_folder`) and check it.
+
+    The folder is first written beside the target, loaded into a spoilt copy of the model the way an ``hf-hub:``
+    name is (``config.json``'s architecture checked, strict load) and run on a seeded random input of ``shape``
+    (default the model's input size); only an exact match (the same weights) moves its files into ``folder``
+    (other files there, e.g. ``.git``, are kept).
+
+    Raises:
+        ExportMismatchError: the reloaded model computes something else; nothing is written.
+    """
+    model.eval()
+    folder = Path(folder)
+    shape = tuple(shape) if shape is not None else input_shape(model)
+    x = _random_input(shape, seed)
+    with torch.no_grad():
+        expected = _flat(model(x))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write_hub_folder(model, tmp, architecture=architecture, model_args=model_args, label_names=label_names,
+                         model_card=model_card)
+        reloaded = copy.deepcopy(model)
+        reloaded.pretrained_cfg = {**getattr(model, "pretrained_cfg", {}), "architecture": architecture.split(".")[0]}
+        with torch.no_grad():
+            for t in reloaded.state_dict().values():
+                t.fill_(float("nan") if t.is_floating_point() else 0)
+        load_pretrained(reloaded, str(tmp))
+        with torch.no_grad():
+            diff = _max_abs_diff(expected, _flat(reloaded(x)))
+        scale = max(t.abs().max().item() if t.numel() else 0.0 for t in expected)
+        if diff != 0.0:
+            raise ExportMismatchError(f"the hub folder reloaded differs from eager by max |diff| {diff:.3g}; not written")
+        folder.mkdir(parents=True, exist_ok=True)
+        for item in sorted(tmp.iterdir()):
+            os.replace(item, folder / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report = ExportReport(folder, "hf-hub", shape, {})
+    report.checks.append(ExportCheck(shape, "hub folder reloaded into the model (strict)", diff, scale))
     return report

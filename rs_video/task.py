@@ -1,4 +1,5 @@
-"""The video task: ``rs_video`` models on video data (Kinetics, UCF101, HMDB51, SSv2) for ``rs_image``'s engine.
+"""The video task: ``rs_video`` models on video data (Kinetics, UCF101, HMDB51, SSv2, Charades) for ``rs_image``'s
+engine.
 
 Importing this module registers ``TASK video`` with the engine (:func:`rs_image.engine.register_task`) and
 adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``SAMPLING_RATE``,
@@ -39,7 +40,8 @@ logger = logging.getLogger(__name__)
 def _add_video_config(cfg: CfgNode) -> None:
     d = cfg.DATA
     # Which data set's files DATA.PATH_TO_DATA_DIR holds, as downloaded (docs/data.md): "kinetics" (also any
-    # "path label" list or class-folder tree), "ucf101", "hmdb51" or "ssv2" (rs_video.data.sources).
+    # "path label" list or class-folder tree), "ucf101", "hmdb51", "ssv2" or "charades" (multi-label: needs
+    # DATA.MULTI_LABEL True) (rs_video.data.sources).
     d.DATASET = "kinetics"
     # The official split of UCF101 / HMDB51 (1, 2 or 3); data sets with one split (kinetics, ssv2) need 1.
     d.SPLIT = 1
@@ -120,6 +122,12 @@ class VideoTask(Task):
              "1 with DATA.BACKEND 'pytorchvideo' (repeated augmentation is the native loader's)"),
         Rule("TEST.NUM_ENSEMBLE_VIEWS", lambda v, c: v >= 1, ">= 1"),
         Rule("TEST.NUM_SPATIAL_CROPS", lambda v, c: v >= 1, ">= 1"),
+        Rule("DATA.MULTI_LABEL", lambda v, c: v == ANNOTATION_SOURCES[c.DATA.DATASET].multi_label,
+             "True exactly for a multi-label DATA.DATASET (" + ", ".join(
+                 n for n, source in ANNOTATION_SOURCES.items() if source.multi_label) + "); the others give one "
+             "label per video"),
+        Rule("DATA.MULTI_LABEL", lambda v, c: not v or c.DATA.BACKEND == "native",
+             "False with DATA.BACKEND 'pytorchvideo' (multi-hot labels are the native loader's)"),
         Rule("TRAIN.CHECKPOINT_INFLATE", lambda v, c: not v or bool(c.TRAIN.CHECKPOINT_FILE_PATH),
              "'' while TRAIN.CHECKPOINT_FILE_PATH is empty (nothing to inflate)"),
     )

@@ -23,7 +23,7 @@ import torch
 
 from rs_image.fileio import atomic_write
 
-__all__ = ["ClassStats", "class_stats", "class_names_for", "write_per_class_csv", "write_confusion_csv"]
+__all__ = ["PerClassResults", "ClassStats", "class_stats", "class_names_for", "write_per_class_csv", "write_confusion_csv"]
 
 
 def class_names_for(names: Optional[Sequence[str]], num_classes: int) -> List[str]:
@@ -33,7 +33,28 @@ def class_names_for(names: Optional[Sequence[str]], num_classes: int) -> List[st
 
 
 @dataclass
-class ClassStats:
+class PerClassResults:
+    """What every per-class result has: class names and per-class support (a count per class)."""
+
+    names: List[str]
+    support: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    @property
+    def num_classes_with_support(self) -> int:
+        return int((self.support > 0).sum())
+
+    def mean_over_supported(self, values: torch.Tensor) -> float:
+        """Mean of per-class ``values`` over the classes with support (NaN when there is none)."""
+        present = self.support > 0
+        return float(values[present].mean()) if bool(present.any()) else float("nan")
+
+
+@dataclass
+class ClassStats(PerClassResults):
     """Per-class results over the evaluated samples (see the module docstring).
 
     Attributes:
@@ -46,8 +67,6 @@ class ClassStats:
             they are in no class.
     """
 
-    names: List[str]
-    support: torch.Tensor
     top1: torch.Tensor
     topk: torch.Tensor
     confusion: torch.Tensor
@@ -55,18 +74,9 @@ class ClassStats:
     num_unlabeled: int = 0
 
     @property
-    def num_classes(self) -> int:
-        return len(self.names)
-
-    @property
-    def num_classes_with_support(self) -> int:
-        return int((self.support > 0).sum())
-
-    @property
     def mean_class_accuracy(self) -> float:
         """Mean per-class top-1 (%) over the classes with test samples (NaN when there is none)."""
-        present = self.support > 0
-        return float(self.top1[present].mean()) if bool(present.any()) else float("nan")
+        return self.mean_over_supported(self.top1)
 
     def rows(self) -> List[Dict[str, Any]]:
         """One dict per class: ``class``, ``name``, ``support``, ``top1``, ``top<k>`` (None without support)."""

@@ -56,6 +56,7 @@ __all__ = [
     "merge_config_dict",
     "merge_config_list",
     "register_choices",
+    "resolve_auto_values",
     "require_keys",
     "save_config",
     "validate_cfg",
@@ -110,6 +111,11 @@ _C.MODEL.OVERRIDES = CfgNode(new_allowed=True)
 _C.MODEL.ACT_CHECKPOINT = False
 # channels_last (2D) / channels_last_3d (video) memory format for model and inputs.
 _C.MODEL.CHANNELS_LAST = False
+# Fine-tuning (mmaction2's frozen_stages): -1 = none, 0 = the stem, k = the stem and the first k stages take no
+# gradient and keep their BN frozen.
+_C.MODEL.FROZEN_STAGES = -1
+# SlowFast's name for BN.FREEZE (either one freezes every BN layer).
+_C.MODEL.FROZEN_BN = False
 
 # ---------------------------------------------------------------------------- DATA (any task)
 _C.DATA = CfgNode()
@@ -129,6 +135,8 @@ _C.DATA.INTERPOLATION = "bilinear"
 _C.DATA.NUM_RETRIES = 10
 # Testing stops with an error when more than this fraction of the samples could not be loaded.
 _C.DATA.MAX_FAILURE_FRACTION = 0.05
+# Multi-label classification (SlowFast's key; Charades): multi-hot labels, sigmoid + binary cross-entropy, mAP.
+_C.DATA.MULTI_LABEL = False
 
 # ---------------------------------------------------------------------------- AUG / MIXUP
 _C.AUG = CfgNode()
@@ -195,8 +203,9 @@ _C.TEST.ENABLE = True
 _C.TEST.BATCH_SIZE = 8
 # "" = the newest good checkpoint under OUTPUT_DIR/checkpoints.
 _C.TEST.CHECKPOINT_FILE_PATH = ""
-# How the views of a sample are combined: "sum" or "max" (per class) of their ENSEMBLE_SCORES.
-_C.TEST.ENSEMBLE_METHOD = "sum"
+# How the views of a sample are combined: "sum" or "max" (per class) of their ENSEMBLE_SCORES; "auto" is "max"
+# with DATA.MULTI_LABEL (SlowFast's Charades setting) and "sum" otherwise (load_config resolves it).
+_C.TEST.ENSEMBLE_METHOD = "auto"
 # What is combined: "prob" (softmax probabilities of each view; mmaction2 average_clips='prob', SlowFast)
 # or "logit" (the raw logits; mmaction2 average_clips='score'). Single-view (clip) accuracy is the same.
 _C.TEST.ENSEMBLE_SCORES = "prob"
@@ -223,6 +232,9 @@ _C.SOLVER.WEIGHT_DECAY = 4e-5
 # Gradient clipping by global L2 norm; -1 = off.
 _C.SOLVER.CLIP_GRAD_L2NORM = -1.0
 _C.SOLVER.LABEL_SMOOTHING = 0.1
+# Layer-wise learning-rate decay for fine-tuning (SlowFast, timm): the head learns at the scheduled rate, each
+# block closer to the input d times slower, the stem at d ** (blocks + 1); 1.0 = off. See rs_image.recipe.finetune.
+_C.SOLVER.LAYER_DECAY = 1.0
 
 # ---------------------------------------------------------------------------- EMA
 _C.EMA = CfgNode()
@@ -242,6 +254,10 @@ _C.BN.USE_PRECISE_STATS = False
 _C.BN.NUM_BATCHES_PRECISE = 200
 # torch.nn.SyncBatchNorm across processes (CUDA + DDP only).
 _C.BN.SYNC = False
+# Frozen BN for fine-tuning (SlowFast forks' BN.FREEZE, upstream MODEL.FROZEN_BN, mmaction2 norm_eval): every
+# BN layer normalises with its stored statistics and keeps its affine parameters (no gradient), also after
+# model.train(), under DDP, precise BN and EMA.
+_C.BN.FREEZE = False
 
 REMOVED_KEYS: Dict[str, str] = {
     "NUM_GPUS": "torchrun decides the number of processes (--nproc_per_node, WORLD_SIZE); delete the key",
@@ -284,7 +300,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
     "TRAIN.COMPILE_BACKEND": ("inductor", "aot_eager", "eager"),
     "TRAIN.NONFINITE_LOSS": ("stop", "skip"),
     "TRAIN.PREEMPT_SIGNAL": ("SIGUSR1", "SIGUSR2", "SIGINT", "SIGHUP", "none"),
-    "TEST.ENSEMBLE_METHOD": ("sum", "max"),
+    "TEST.ENSEMBLE_METHOD": ("auto", "sum", "max"),
     "TEST.ENSEMBLE_SCORES": ("prob", "logit"),
 }
 
@@ -302,6 +318,12 @@ RULES: List[Rule] = [
     Rule("SOLVER.NESTEROV", lambda v, c: not v or c.SOLVER.MOMENTUM > 0, "False unless SOLVER.MOMENTUM > 0"),
     Rule("SOLVER.WEIGHT_DECAY", lambda v, c: v >= 0, ">= 0"),
     Rule("SOLVER.LABEL_SMOOTHING", *_between(0, 1, high_open=True)),
+    Rule("SOLVER.LABEL_SMOOTHING", lambda v, c: v == 0 or not c.DATA.MULTI_LABEL,
+         "0 with DATA.MULTI_LABEL True (the binary cross-entropy of SlowFast's Charades recipe has no smoothing)"),
+    Rule("MIXUP.ENABLE", lambda v, c: not v or not c.DATA.MULTI_LABEL,
+         "False with DATA.MULTI_LABEL True (MixUp/CutMix here mix one label per sample)"),
+    Rule("SOLVER.LAYER_DECAY", *_between(0, 1, low_open=True)),
+    Rule("MODEL.FROZEN_STAGES", lambda v, c: v >= -1, ">= -1 (-1 = none, 0 = the stem, k = the stem and k stages)"),
     Rule("SOLVER.CLIP_GRAD_L2NORM", lambda v, c: v == -1 or v > 0, "> 0 or -1 (off)"),
     Rule("EMA.DECAY", *_between(0, 1, high_open=True)),
     Rule("BN.MOMENTUM", lambda v, c: 0 <= v <= 1, "in [0, 1] (PyTorch convention)"),
@@ -531,9 +553,17 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: Sequence[str] =
             )
         merge_config_dict(cfg, values, source=f"in {path}")
     merge_config_list(cfg, opts)
+    resolve_auto_values(cfg)
     validate_cfg(cfg)
     cfg.freeze()
     return cfg
+
+
+def resolve_auto_values(cfg: CfgNode) -> None:
+    """Replace ``auto`` values by what they mean for this config: ``TEST.ENSEMBLE_METHOD`` is ``max`` for
+    ``DATA.MULTI_LABEL`` and ``sum`` otherwise (the saved ``config.yaml`` shows the value used)."""
+    if cfg.TEST.ENSEMBLE_METHOD == "auto":
+        cfg.TEST.ENSEMBLE_METHOD = "max" if cfg.DATA.MULTI_LABEL else "sum"
 
 
 def validate_cfg(cfg: CfgNode) -> None:

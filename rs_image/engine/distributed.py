@@ -18,6 +18,8 @@ from typing import Any, Dict, List
 import torch
 import torch.distributed as dist
 
+from rs_image.recipe import FrozenBatchNorm
+
 from .config import ConfigError
 
 __all__ = [
@@ -175,6 +177,8 @@ def bn_buffers(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     between the ranks of a DDP run, whose parameters are the same everywhere."""
     out = {}
     for name, m in model.named_modules():
+        if isinstance(m, FrozenBatchNorm):  # the same on every rank: nothing to average or keep per rank
+            continue
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
             out[f"{name}.running_mean"], out[f"{name}.running_var"] = m.running_mean, m.running_var
     return out

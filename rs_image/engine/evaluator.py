@@ -6,6 +6,8 @@ Multi-view test (SlowFast protocol): every video is seen as ``TEST.NUM_ENSEMBLE_
 maximised per class) and top-1/top-5 are computed on the aggregate (video level). Each view's own top-1 /
 top-5 hit is counted as it arrives, which gives the single-view (clip level) accuracy of the same videos;
 per-class results and the confusion counts come from the aggregate (:mod:`~rs_image.engine.class_metrics`).
+Multi-label (``DATA.MULTI_LABEL``): the views' sigmoid probabilities are ensembled and the result is the
+per-class AP and mAP of :mod:`~rs_image.engine.multilabel` instead of top-k accuracies.
 
 Counting every video exactly once with several processes: the test set is split with
 :class:`~rs_image.engine.samplers.ShardedEvalSampler` (process ``r`` takes the ``r``-th contiguous block of
@@ -28,7 +30,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Set
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
 from torch import nn
@@ -40,6 +42,7 @@ from rs_image.fileio import atomic_write
 
 from . import distributed as du
 from .class_metrics import ClassStats, class_stats
+from .multilabel import MultiLabelStats, multilabel_stats
 
 __all__ = [
     "ENSEMBLE_SCORES",
@@ -58,11 +61,12 @@ ENSEMBLE_SCORES = ("prob", "logit")
 _SCORE_WORDS = {"prob": "softmax probabilities", "logit": "logits"}
 
 
-def view_scores(logits: torch.Tensor, kind: str = "prob") -> torch.Tensor:
+def view_scores(logits: torch.Tensor, kind: str = "prob", multi_label: bool = False) -> torch.Tensor:
     """The per-view class scores that are ensembled: float32 softmax probabilities (``"prob"``, mmaction2's
-    ``average_clips='prob'``) or the float32 logits themselves (``"logit"``, ``average_clips='score'``)."""
+    ``average_clips='prob'``; sigmoid probabilities with ``multi_label``, SlowFast's Charades head) or the
+    float32 logits themselves (``"logit"``, ``average_clips='score'``)."""
     if kind == "prob":
-        return F.softmax(logits.float(), dim=1)
+        return torch.sigmoid(logits.float()) if multi_label else F.softmax(logits.float(), dim=1)
     if kind == "logit":
         return logits.float()
     raise ValueError(f"ensemble scores must be one of {ENSEMBLE_SCORES}, got {kind!r}")
@@ -102,16 +106,29 @@ class MultiViewSummary:
     num_classes_with_support: int = 0
     per_class: Optional[ClassStats] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    #: multi-label: mAP (%) and the per-class AP (:mod:`~rs_image.engine.multilabel`); top-k fields are NaN
+    mAP: float = float("nan")
+    multi_label: bool = False
+    per_class_ap: Optional[MultiLabelStats] = None
 
     def as_dict(self, per_class: bool = True) -> Dict[str, Any]:
         """The flat fields, ``extra``, and with ``per_class`` one dict per class (see :meth:`ClassStats.rows`)."""
-        d = {k: v for k, v in self.__dict__.items() if k not in ("extra", "per_class")}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("extra", "per_class", "per_class_ap")}
         if per_class and self.per_class is not None:
             d["per_class"] = self.per_class.rows()
+        if per_class and self.per_class_ap is not None:
+            d["per_class"] = self.per_class_ap.rows()
         d.update(self.extra)
         return d
 
     def format(self) -> str:
+        if self.multi_label:
+            return (
+                f"mAP {self.mAP:.2f}%  ({self.method} of the {'sigmoid probabilities' if self.scores == 'prob' else 'logits'}"
+                f" of {self.views_per_sample} views)  evaluated {self.num_evaluated} / {self.num_samples}, failed "
+                f"{self.num_failed} (failed views {self.num_failed_views}; {self.num_incomplete} of the failed had some "
+                f"usable views)"
+            )
         return (
             f"top-1 {self.top1:.2f}%  top-{self.topk} {self.top5:.2f}%  ({self.method} of the "
             f"{_SCORE_WORDS.get(self.scores, self.scores)} of {self.views_per_sample} views)  evaluated "
@@ -123,6 +140,9 @@ class MultiViewSummary:
         """Lines that follow :meth:`format`: single view vs ensemble (with several views), and the mean class
         accuracy."""
         lines = []
+        if self.per_class_ap is not None:
+            return [f"mAP over the {self.per_class_ap.num_classes_with_support} classes with positive test samples "
+                    f"(of {self.per_class_ap.num_classes})"]
         if self.views_per_sample > 1:
             lines.append(
                 f"single view (clip level) top-1 {self.clip_top1:.2f}%  top-{self.topk} {self.clip_top5:.2f}%; "
@@ -165,12 +185,13 @@ class MultiViewAggregator:
         scores: what the caller passes to :meth:`update` (:func:`view_scores`): ``"prob"`` or ``"logit"``;
             it names the ensemble in the summary.
         topk: the k of the top-k accuracies (clamped to ``num_classes``).
+        multi_label: labels are multi-hot (N, C) rows; :meth:`summarize` gives mAP instead of top-k.
     """
 
     _VIEW_BITS = 20  # a (sample, view) key is sample << 20 | view
 
     def __init__(self, num_samples: int, num_classes: int, method: str = "sum", scores: str = "prob",
-                 topk: int = 5) -> None:
+                 topk: int = 5, multi_label: bool = False) -> None:
         if method not in ("sum", "max"):
             raise ValueError(f"ensemble method must be 'sum' or 'max', got {method!r}")
         if scores not in ENSEMBLE_SCORES:
@@ -180,7 +201,10 @@ class MultiViewAggregator:
         self.topk = min(topk, num_classes)
         fill = 0.0 if method == "sum" else -math.inf
         self.scores = torch.full((num_samples, num_classes), fill, dtype=torch.float64)
-        self.labels = torch.full((num_samples,), -1, dtype=torch.long)
+        self.multi_label = multi_label
+        # -1 = not seen yet (the processes' labels are combined with a maximum)
+        self.labels = torch.full((num_samples, num_classes) if multi_label else (num_samples,), -1,
+                                 dtype=torch.float32 if multi_label else torch.long)
         self.view_counts = torch.zeros(num_samples, dtype=torch.long)
         self.failed_views = torch.zeros(num_samples, dtype=torch.long)
         #: (num_samples, 2): views of the sample whose own top-1 (column 0) / top-k (column 1) was right
@@ -197,9 +221,10 @@ class MultiViewAggregator:
     ) -> None:
         """Add a batch of views. ``scores`` (B, C) are per-view class scores (e.g. softmax)."""
         scores = scores.detach().to("cpu", torch.float64)
-        labels = torch.as_tensor(labels).reshape(-1).cpu().long()
         sample_index = torch.as_tensor(sample_index).reshape(-1).cpu().long()
         b = sample_index.numel()
+        labels = torch.as_tensor(labels).cpu()
+        labels = labels.reshape(b, self.num_classes).float() if self.multi_label else labels.reshape(-1).long()
         view_index = torch.zeros(b, dtype=torch.long) if view_index is None else torch.as_tensor(view_index).reshape(-1).cpu().long()
         failed = torch.zeros(b, dtype=torch.bool) if failed is None else torch.as_tensor(failed).reshape(-1).cpu().bool()
         if scores.shape != (b, self.num_classes):
@@ -229,7 +254,7 @@ class MultiViewAggregator:
         else:
             self.scores.scatter_reduce_(0, rows[:, None].expand_as(sel), sel, "amax", include_self=True)
         self.view_counts.index_add_(0, rows, torch.ones_like(rows))
-        if rows.numel():
+        if rows.numel() and not self.multi_label:
             hits = sel.topk(self.topk, dim=1).indices == labels[~failed][:, None]
             self.view_hits.index_add_(0, rows, torch.stack([hits[:, 0], hits.any(dim=1)], dim=1).long())
 
@@ -297,6 +322,8 @@ class MultiViewAggregator:
         """
         ok = self.complete_mask(views_per_sample)
         n_ok = int(ok.sum())
+        if self.multi_label:
+            return self._summarize_multi_label(ok, views_per_sample, class_names)
         k = self.topk
         top1 = topk_acc = clip_top1 = clip_topk = float("nan")
         s, y = self.scores[ok], self.labels[ok]
@@ -308,10 +335,7 @@ class MultiViewAggregator:
             clip_hits, clip_views = self.view_hits[ok].sum(dim=0), int(self.view_counts[ok].sum())
             clip_top1, clip_topk = (100.0 * clip_hits.double() / clip_views).tolist()
         per_class = class_stats(s, y, k, class_names)
-        # A view is failed when its item said so or when it never arrived (a collate that drops items).
-        expected = torch.maximum(torch.full_like(self.view_counts, views_per_sample), self.view_counts)
-        failed_views = int((expected - self.view_counts).sum())
-        incomplete = int((~ok & (self.view_counts > 0)).sum())
+        failed_views, incomplete = self._failure_counts(ok, views_per_sample)
         return MultiViewSummary(
             top1=top1, top5=topk_acc, num_samples=self.num_samples, num_evaluated=n_ok,
             num_failed=self.num_samples - n_ok, num_failed_views=failed_views,
@@ -319,6 +343,24 @@ class MultiViewAggregator:
             scores=self.score_kind, clip_top1=clip_top1, clip_top5=clip_topk,
             mean_class_accuracy=per_class.mean_class_accuracy,
             num_classes_with_support=per_class.num_classes_with_support, per_class=per_class,
+        )
+
+    def _failure_counts(self, ok: torch.Tensor, views_per_sample: int) -> Tuple[int, int]:
+        # A view is failed when its item said so or when it never arrived (a collate that drops items).
+        expected = torch.maximum(torch.full_like(self.view_counts, views_per_sample), self.view_counts)
+        return int((expected - self.view_counts).sum()), int((~ok & (self.view_counts > 0)).sum())
+
+    def _summarize_multi_label(self, ok: torch.Tensor, views_per_sample: int,
+                               class_names: Optional[Sequence[str]]) -> MultiViewSummary:
+        stats = multilabel_stats(self.scores[ok], self.labels[ok], class_names)
+        failed_views, incomplete = self._failure_counts(ok, views_per_sample)
+        n_ok = int(ok.sum())
+        nan = float("nan")
+        return MultiViewSummary(
+            top1=nan, top5=nan, num_samples=self.num_samples, num_evaluated=n_ok, num_failed=self.num_samples - n_ok,
+            num_failed_views=failed_views, num_incomplete=incomplete, views_per_sample=views_per_sample,
+            method=self.method, topk=self.topk, scores=self.score_kind, mAP=stats.mean_ap, multi_label=True,
+            num_classes_with_support=stats.num_classes_with_support, per_class_ap=stats,
         )
 
     def mean_scores(self) -> torch.Tensor:
@@ -350,14 +392,19 @@ def write_predictions(
             views = int(aggregator.view_counts[i])
             failed = max(int(aggregator.failed_views[i]), views_per_sample - views)
             name = names[i] if names is not None else ""
-            label = int(aggregator.labels[i])
+            if aggregator.multi_label:  # the label is the classes present; correct: the top-1 is one of them
+                positives = torch.nonzero(aggregator.labels[i] > 0.5).flatten().tolist()
+                label: Any = " ".join(map(str, positives))
+            else:
+                label = int(aggregator.labels[i])
             if views == 0:
                 w.writerow([i, name, label, 0, failed, "", "", ""])
                 continue
             classes = top.indices[i].tolist()
+            correct = classes[0] in positives if aggregator.multi_label else classes[0] == label
             w.writerow([
                 i, name, label, views, failed, " ".join(map(str, classes)),
-                " ".join(f"{v:.5f}" for v in top.values[i].tolist()), int(classes[0] == label),
+                " ".join(f"{v:.5f}" for v in top.values[i].tolist()), int(correct),
             ])
 
 
@@ -371,8 +418,10 @@ def evaluate_single_view(
     autocast: ContextManager = contextlib.nullcontext(),
     progress: bool = False,
     desc: str = "val",
+    multi_label: bool = False,
 ) -> Dict[str, float]:
-    """Top-1 / top-5 (in %) and cross-entropy of ``model`` on ``loader``, reduced over processes.
+    """Top-1 / top-5 (in %) and cross-entropy of ``model`` on ``loader``, reduced over processes; with
+    ``multi_label`` mAP (%, :mod:`~rs_image.engine.multilabel`) and the binary cross-entropy instead.
 
     ``prepare_input(batch)`` gives the model input on ``device`` (the task's
     :meth:`~rs_image.engine.tasks.Task.prepare_input`, bound to the config, device and memory format).
@@ -383,11 +432,14 @@ def evaluate_single_view(
     model.eval()
     totals = torch.zeros(5, dtype=torch.float64, device=device)  # n, top1, top5, loss_sum, failed
     num_classes = None
+    scores: List[torch.Tensor] = []  # multi-label: (sigmoid scores, targets) of this process's samples
+    targets: List[torch.Tensor] = []
     try:
         for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True):
             x = prepare_input(batch)
-            y = torch.as_tensor(batch["label"]).to(device).long()
-            bad = failed_mask(batch, y.numel()).to(device)
+            y = torch.as_tensor(batch["label"]).to(device)
+            y = y.float() if multi_label else y.long()
+            bad = failed_mask(batch, y.shape[0]).to(device)
             with autocast:
                 logits = model(x)
             logits = logits.float()
@@ -395,6 +447,16 @@ def evaluate_single_view(
             k = min(5, num_classes)
             good = ~bad
             logits, y = logits[good], y[good]
+            if multi_label:
+                scores.append(torch.sigmoid(logits).cpu())
+                targets.append(y.cpu())
+                totals += torch.stack([
+                    torch.tensor(float(y.shape[0]), device=device, dtype=torch.float64), torch.zeros((), device=device,
+                    dtype=torch.float64), torch.zeros((), device=device, dtype=torch.float64),
+                    F.binary_cross_entropy_with_logits(logits, y, reduction="sum").double() / max(num_classes, 1),
+                    bad.sum().double(),
+                ])
+                continue
             pred = logits.topk(k, dim=1).indices
             hits = pred == y[:, None]
             totals += torch.stack([
@@ -408,6 +470,11 @@ def evaluate_single_view(
         model.train(was_training)
     du.all_reduce_sum(totals)
     n, top1, top5, loss, failed = totals.tolist()
+    if multi_label:
+        gathered = du.all_gather_object((torch.cat(scores) if scores else None, torch.cat(targets) if targets else None))
+        parts = [g for g in gathered if g[0] is not None]
+        m_ap = multilabel_stats(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])).mean_ap if parts else float("nan")
+        return {"mAP": m_ap, "loss": loss / n if n else float("nan"), "num_samples": int(n), "num_failed": int(failed)}
     return {
         "top1": 100.0 * top1 / n if n else float("nan"),
         "top5": 100.0 * top5 / n if n else float("nan"),

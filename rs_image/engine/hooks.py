@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterator
 import torch
 
 from rs_image.errors import DataError
-from rs_image.recipe import ema_decay_at, update_precise_bn
+from rs_image.recipe import current_lr, ema_decay_at, update_precise_bn
 from rs_image.report.curves import write_training_curves
 
 from . import distributed as du
@@ -82,7 +82,7 @@ class MetricLogger(Hook):
             "epoch": epoch + 1,
             "step": step,
             "loss": loss_sum / count if count else float("nan"),
-            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "lr": current_lr(trainer.optimizer),
             "samples_per_s": trainer.global_batch / step_time if step_time else float("nan"),
             "data_time": times["data"],
             "step_time": step_time,
@@ -111,7 +111,7 @@ class MetricLogger(Hook):
             "failed_reads": int(failed_reads),
             "fallback_reads": int(fallback_reads),
             "skipped_steps": trainer.num_skipped_steps,
-            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "lr": current_lr(trainer.optimizer),
         }
         trainer.writer.write("train_epoch", record, trainer.global_step)
         logger.info("epoch %d/%d done: train loss %.4f, lr %.4g, global step %d", epoch + 1, trainer.max_epoch,
@@ -185,18 +185,25 @@ class Validator(Hook):
                     results[prefix] = evaluate_single_view(
                         net, trainer.val_loader, trainer.prepare_input, device=trainer.device,
                         autocast=trainer.autocast(), progress=progress, desc=f"val {prefix.rstrip('_')}".strip(),
+                        multi_label=trainer.cfg.DATA.MULTI_LABEL,
                     )
         raw, ema = results[""], results.get("ema_")
         record: Dict[str, Any] = {"epoch": done, **raw}
         if ema is not None:
             record.update({f"ema_{k}": v for k, v in ema.items()})
         trainer.writer.write("val", record, trainer.global_step)
-        msg = f"epoch {done} val: top-1 {raw['top1']:.2f}% top-5 {raw['top5']:.2f}% loss {raw['loss']:.4f}"
+        msg = f"epoch {done} val: {_headline(raw)}"
         if ema is not None:
-            msg += f" | EMA top-1 {ema['top1']:.2f}% top-5 {ema['top5']:.2f}% loss {ema['loss']:.4f}"
+            msg += f" | EMA {_headline(ema)}"
         msg += f" ({raw['num_samples']} samples" + (f", {raw['num_failed']} failed)" if raw["num_failed"] else ")")
         logger.info(msg)
         trainer.last_metrics = {f"val_{k}": v for k, v in record.items()}
+
+
+def _headline(result: Dict[str, Any]) -> str:
+    if "mAP" in result:  # multi-label
+        return f"mAP {result['mAP']:.2f}% loss {result['loss']:.4f}"
+    return f"top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}% loss {result['loss']:.4f}"
 
 
 class TrainingCurves(Hook):

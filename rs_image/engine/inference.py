@@ -17,6 +17,7 @@ from rs_image.report.figure import save_png
 from . import distributed as du
 from .checkpoint import CheckpointError, checkpoint_dir, find_resume_checkpoint
 from .class_metrics import ClassStats, write_confusion_csv, write_per_class_csv
+from .multilabel import write_multilabel_per_class_csv
 from .config import CfgNode, require_keys
 from .evaluator import (
     MultiViewAggregator,
@@ -60,7 +61,9 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     The softmax probabilities (``TEST.ENSEMBLE_SCORES prob``) or logits (``logit``) of the views of a video
     are summed (``TEST.ENSEMBLE_METHOD sum``) or maximised (``max``); top-1/top-5 are computed over the
     videos whose views were all decoded, at video level (the ensemble) and at clip level (each view alone),
-    with per-class results (:mod:`~rs_image.engine.class_metrics`). Rank 0 logs the result with the numbers
+    with per-class results (:mod:`~rs_image.engine.class_metrics`). With ``DATA.MULTI_LABEL`` the views' sigmoid
+    probabilities are ensembled and the result is mAP with per-class AP (:mod:`~rs_image.engine.multilabel`;
+    ``per_class.csv`` holds the AP, and there is no confusion matrix). Rank 0 logs the result with the numbers
     of videos evaluated and failed and writes to ``OUTPUT_DIR``: per-video predictions (CSV, see
     :func:`~rs_image.engine.evaluator.write_predictions`), ``test_results.json`` (the summary with a
     ``per_class`` list), ``per_class.csv``, ``confusion_matrix.csv``, with matplotlib
@@ -93,8 +96,9 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     loader = build_eval_loader(cfg, dataset, cfg.TEST.BATCH_SIZE, device, task.collate_fn())
     num_samples = task.num_test_samples(dataset)
     views = task.views_per_sample(dataset)
+    multi_label = bool(cfg.DATA.MULTI_LABEL)
     aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD,
-                                     cfg.TEST.ENSEMBLE_SCORES)
+                                     cfg.TEST.ENSEMBLE_SCORES, multi_label=multi_label)
     autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
     progress = dist.is_main and cfg.PROGRESS_BAR
     fallback_reads = torch.zeros(1, dtype=torch.float64, device=device)  # samples read by a fallback decoder
@@ -103,10 +107,10 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         labels = torch.as_tensor(batch["label"])
         if "fallback_reads" in batch:
             fallback_reads += int(torch.as_tensor(batch["fallback_reads"]).sum())
-        bad = failed_mask(batch, labels.numel())
+        bad = failed_mask(batch, labels.shape[0])
         with autocast:
             logits = model(x)
-        scores = view_scores(logits, cfg.TEST.ENSEMBLE_SCORES)
+        scores = view_scores(logits, cfg.TEST.ENSEMBLE_SCORES, multi_label=multi_label)
         aggregator.update(scores, labels, batch[task.index_key], batch.get("view_index"), bad)
     aggregator.synchronize()
     summary = aggregator.summarize(views_per_sample=views,
@@ -122,10 +126,21 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         names = [task.sample_name(dataset, i) for i in range(num_samples)]
         write_predictions(pred_path, aggregator, names, views_per_sample=views)
         summary.extra["predictions"] = str(pred_path)
+        summary_to_json(out / "test_results.json", summary.as_dict())
+        if summary.per_class_ap is not None:  # multi-label: per-class AP, no confusion matrix
+            write_multilabel_per_class_csv(out / PER_CLASS_FILE, summary.per_class_ap)
+            writer = MetricWriter(out, enabled=True, tensorboard=cfg.TENSORBOARD and plotting_available())
+            writer.write("test", summary.as_dict(per_class=False))
+            writer.close()
+            logger.info("Test (%s, %d views/sample): %s", cfg.MODEL.NAME, views, summary.format())
+            for line in summary.format_details():
+                logger.info(line)
+            logger.info("predictions written to %s; per-class AP to %s", pred_path, out / PER_CLASS_FILE)
+            _check_failures(cfg, summary)
+            return summary
         stats = summary.per_class
         write_per_class_csv(out / PER_CLASS_FILE, stats)
         write_confusion_csv(out / CONFUSION_CSV, stats)
-        summary_to_json(out / "test_results.json", summary.as_dict())
         draw = plotting_available()
         writer = MetricWriter(out, enabled=True, tensorboard=cfg.TENSORBOARD and draw)
         writer.write("test", summary.as_dict(per_class=False))
@@ -144,13 +159,17 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
                         ", ".join(f"{stats.names[t]} -> {stats.names[p]} ({n})" for t, p, n in pairs))
         logger.info("predictions written to %s; per class to %s; confusion matrix to %s%s", pred_path,
                     out / PER_CLASS_FILE, out / CONFUSION_CSV, f" and {CONFUSION_PNG}" if draw else "")
+    _check_failures(cfg, summary)
+    return summary
+
+
+def _check_failures(cfg: CfgNode, summary: MultiViewSummary) -> None:
     failed_fraction = summary.num_failed / max(summary.num_samples, 1)
     if failed_fraction > cfg.DATA.MAX_FAILURE_FRACTION:
         raise TooManyFailuresError(
             f"{summary.num_failed} of {summary.num_samples} test samples ({100 * failed_fraction:.1f}%) could not be "
             f"loaded, more than DATA.MAX_FAILURE_FRACTION={cfg.DATA.MAX_FAILURE_FRACTION}; see the log for the files"
         )
-    return summary
 
 
 def _draw_confusion(stats: ClassStats, path: Path, writer: MetricWriter) -> None:

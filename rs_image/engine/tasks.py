@@ -142,7 +142,8 @@ class ImageTask(Task):
     input_key = "image"
     index_key = "index"
     channels_last_format = torch.channels_last
-    config_rules = (Rule("DATA.CROP_PCT", lambda v, c: v == -1 or 0 < v <= 1, "in (0, 1] or -1 (model default)"),)
+    config_rules = (Rule("DATA.CROP_PCT", lambda v, c: v == -1 or 0 < v <= 1, "in (0, 1] or -1 (model default)"),
+                    Rule("DATA.MULTI_LABEL", lambda v, c: not v, "False for image folders (one class per image)"))
 
     @staticmethod
     def add_config(cfg: CfgNode) -> None:

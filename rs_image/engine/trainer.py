@@ -55,6 +55,9 @@ from rs_image.recipe import (
     build_sgd,
     check_bn_ema_convention,
     convert_sync_batchnorm,
+    current_lr,
+    freeze_batchnorm,
+    freeze_stages,
     scaled_lr,
     set_bn_momentum,
     stochastic_depth_rates,
@@ -157,7 +160,7 @@ class Trainer:
         self.optimizer = self.build_optimizer()
         self.scheduler = self.build_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING)
+        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
         self.mixup = self.task.build_mixup(cfg)
 
         self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = self.nonfinite_streak = 0
@@ -270,17 +273,35 @@ class Trainer:
                 model = convert_sync_batchnorm(model)
             else:
                 logger.warning("BN.SYNC ignored: SyncBatchNorm needs CUDA (running on %s)", self.device)
+        self.freeze(model)
         return model
+
+    def freeze(self, model: nn.Module) -> None:
+        """Fine-tuning: ``MODEL.FROZEN_STAGES`` and ``BN.FREEZE`` / ``MODEL.FROZEN_BN`` (after SyncBN, which
+        would replace a frozen layer by a training one)."""
+        cfg = self.cfg
+        frozen = freeze_stages(model, cfg.MODEL.FROZEN_STAGES)
+        if frozen:
+            logger.info("frozen (no gradient, BN statistics fixed): %s", ", ".join(frozen))
+        if cfg.BN.FREEZE or cfg.MODEL.FROZEN_BN:
+            logger.info("frozen BN: %d layers keep their statistics and affine parameters", freeze_batchnorm(model))
 
     def build_ema(self) -> Optional[ModelEma]:
         ema = self.cfg.EMA
         return ModelEma(self.model, ema.DECAY, ema.TF_WARMUP, ema.INCLUDE_BUFFERS) if ema.ENABLE else None
 
     def build_optimizer(self) -> torch.optim.Optimizer:
-        """SGD at the learning rate scaled by the global batch, weight decay on conv/linear weights only."""
+        """SGD at the learning rate scaled by the global batch, weight decay on conv/linear weights only,
+        layer-wise LR decay with ``SOLVER.LAYER_DECAY < 1``."""
         s = self.cfg.SOLVER
         self.peak_lr = scaled_lr(s.BASE_LR, self.global_batch, s.BASE_BATCH_SIZE)
-        return build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV, weight_decay=s.WEIGHT_DECAY)
+        optimizer = build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
+                              weight_decay=s.WEIGHT_DECAY, layer_decay=s.LAYER_DECAY)
+        scales = sorted({g["lr_scale"] for g in optimizer.param_groups if "lr_scale" in g})
+        if scales:
+            logger.info("layer decay %g: %d parameter groups, LR multipliers %.4g (lowest trained depth) .. %g (head)",
+                        s.LAYER_DECAY, len(optimizer.param_groups), scales[0], scales[-1])
+        return optimizer
 
     def build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
         """Per-step cosine decay with linear warm-up (both ends scaled like the learning rate)."""
@@ -574,7 +595,7 @@ class Trainer:
                 loss, logits, labels, targets = self._forward(batch)
                 self.scaler.scale(loss / self.accum_steps if self.accum_steps > 1 else loss).backward()
             losses.append(loss.detach())
-            n = labels.numel()
+            n = labels.shape[0]
             stats[0].add_(loss.detach().double() * n)
             stats[1].add_(n)
             if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
@@ -618,7 +639,8 @@ class Trainer:
     def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
         x = self.prepare_input(batch)
-        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
+        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
+        labels = labels.float() if self.cfg.DATA.MULTI_LABEL else labels.long()  # multi-hot rows or class indices
         for slot, key in ((2, "failed_reads"), (3, "fallback_reads")):
             if key in batch:
                 self.epoch_stats[slot].add_(int(torch.as_tensor(batch[key]).sum()))
@@ -634,7 +656,7 @@ class Trainer:
         shown = f"{values[0]}" if len(values) == 1 else f"micro-batch losses {values}"
         where = (
             f"epoch {epoch + 1}, step {step + 1}/{self.steps_per_epoch} (global step {self.global_step + 1}), "
-            f"learning rate {self.optimizer.param_groups[0]['lr']:.4g}"
+            f"learning rate {current_lr(self.optimizer):.4g}"
         )
         if self.cfg.TRAIN.NONFINITE_LOSS == "stop":
             raise NonFiniteLossError(

@@ -8,7 +8,8 @@ from typing import Any, Optional, Sequence, Union
 from torch import nn
 
 from .registry import ModelRegistry
-from .weights import WeightsSource, inspect_keras_h5, load_pretrained
+from .weights import WeightsSource, hub_source, inspect_keras_h5, load_pretrained
+from .weights.hf_hub import check_hub_architecture
 from .weights.keras_h5 import PathLike, keras_file_variant
 from .zoo import IMAGE_MODELS
 
@@ -27,12 +28,23 @@ def build_and_load(
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
 ) -> nn.Module:
-    """Build ``name`` from ``registry`` and load ``pretrained`` (any weights source) strictly."""
+    """Build ``name`` from ``registry`` and load ``pretrained`` (any weights source) strictly.
+
+    A hub source (``hf-hub:ORG/REPO`` or a hub folder) must name this architecture in its ``config.json``; its
+    ``num_classes`` is the default of ``num_classes`` and its ``model_args`` the defaults of ``overrides``.
+    """
     if pretrained is True:
         raise ValueError(
-            "pretrained=True needs a download, which this library never does implicitly; pass the path "
-            "(or URL) of a checkpoint, e.g. one converted with tools/convert_keras_weights.py"
+            "pretrained=True needs a download, which this library never does implicitly; pass the path, URL or "
+            "hf-hub:ORG/REPO name of the weights, e.g. a file converted with tools/convert_keras_weights.py"
         )
+    hub = hub_source(pretrained)
+    if hub is not None:
+        check_hub_architecture(hub, registry.split_name(name)[0])
+        if num_classes is None and hub.config.get("num_classes") is not None:
+            num_classes = int(hub.config["num_classes"])
+        overrides = {**hub.model_args, **overrides}
+        pretrained = hub
     model = registry.build(name, num_classes=num_classes, features_only=features_only, out_indices=out_indices, **overrides)
     if pretrained is not None and pretrained is not False and pretrained != "":
         load_pretrained(model, pretrained)
@@ -43,7 +55,7 @@ def create_model(
     name: str,
     *,
     pretrained: Weights = None,
-    num_classes: int = 1000,
+    num_classes: Optional[int] = None,
     features_only: bool = False,
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
@@ -54,10 +66,12 @@ def create_model(
         name: a name from :func:`list_models` (``resnetrs50`` ... ``resnetrs420``), optionally with a
             variant tag: ``"resnetrs350.i320"`` selects the 320 px config (dropout 0.4).
         pretrained: native, timm or Keras ResNet-RS weights, loaded strictly: a path
-            (``.pth``/``.pyth``/``.safetensors``/``.h5``), a URL, a state dict or training checkpoint
+            (``.pth``/``.pyth``/``.safetensors``/``.h5``), a URL, an ``hf-hub:ORG/REPO`` name or hub folder
+            (:mod:`rs_image.models.weights.hf_hub`), a state dict or training checkpoint
             dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`). A
             classifier the model cannot use (another size; none in the model) is dropped.
-        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features).
+        num_classes: classifier outputs (0: no classifier, ``forward`` returns pooled features); default
+            the hub config's, else 1000.
         features_only: return the feature maps of ``out_indices`` (0 = stem, 1..4 = stages, at
             reductions 4, 4, 8, 16, 32) instead of logits; ``model.feature_info`` describes them.
         **overrides: architecture keywords of :class:`~rs_image.models.resnet_rs.ResNetRS`, e.g.

@@ -19,11 +19,21 @@ over ``num_batches`` batches with fixed weights: :func:`update_precise_bn` wraps
 
 SyncBN: :func:`convert_sync_batchnorm` wraps ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` (CUDA and
 DDP only).
+
+Frozen BN (``BN.FREEZE``; SlowFast's ``MODEL.FROZEN_BN``, mmaction2's ``norm_eval`` + frozen affine): the
+layers normalise with their stored statistics, which never change, and their affine parameters take no
+gradient (so they are in no optimizer group). :func:`freeze_batchnorm` changes the class of each BN layer
+in place to a :class:`FrozenBatchNorm` subclass of its own class (``BatchNorm1d/2d/3d``, ``SyncBatchNorm``,
+any ``_BatchNorm``) whose :meth:`~FrozenBatchNorm.train` always selects eval mode. So the layer stays frozen
+after ``model.train()``, in a ``deepcopy`` (the EMA), under DDP (eval-mode BN neither updates nor
+synchronises statistics) and in precise BN (fvcore only re-estimates layers in train mode); its parameter
+and buffer names are unchanged, so checkpoints load both ways. torchvision's ``FrozenBatchNorm2d`` is 2D
+only and renames nothing but drops ``num_batches_tracked``, which is why it is not used here.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Dict, Iterable, Type
 
 import torch
 from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
@@ -36,6 +46,8 @@ __all__ = [
     "check_bn_ema_convention",
     "update_precise_bn",
     "convert_sync_batchnorm",
+    "FrozenBatchNorm",
+    "freeze_batchnorm",
 ]
 
 
@@ -89,3 +101,40 @@ def update_precise_bn(model: nn.Module, inputs: Iterable[torch.Tensor], num_batc
 def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
     """Replace every BatchNorm by ``torch.nn.SyncBatchNorm`` (statistics over all processes)."""
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+class FrozenBatchNorm(_BatchNorm):
+    """Marker and behaviour of a frozen BN layer: always in eval mode (see the module docstring).
+
+    Not built directly: :func:`freeze_batchnorm` gives a layer the class ``Frozen<its class>``, a subclass of
+    this one and of the layer's own class (so ``isinstance(layer, nn.BatchNorm3d)`` still holds).
+    """
+
+    def train(self, mode: bool = True) -> "FrozenBatchNorm":
+        return super().train(False)
+
+
+_FROZEN_CLASSES: Dict[type, Type[FrozenBatchNorm]] = {}
+
+
+def _frozen_class(cls: type) -> Type[FrozenBatchNorm]:
+    if cls not in _FROZEN_CLASSES:
+        _FROZEN_CLASSES[cls] = type(f"Frozen{cls.__name__}", (FrozenBatchNorm, cls), {"__module__": __name__})
+    return _FROZEN_CLASSES[cls]
+
+
+def freeze_batchnorm(module: nn.Module) -> int:
+    """Freeze every BatchNorm layer inside ``module`` (itself included) in place; returns how many.
+
+    The layers keep their statistics and affine parameters (``requires_grad=False``) and stay in eval mode
+    whatever ``train()`` is called with. Freezing a frozen layer again changes nothing.
+    """
+    count = 0
+    for m in module.modules():
+        if isinstance(m, _BatchNorm):
+            if not isinstance(m, FrozenBatchNorm):
+                m.__class__ = _frozen_class(type(m))
+            m.requires_grad_(False)
+            m.train(False)
+            count += 1
+    return count

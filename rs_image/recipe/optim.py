@@ -10,6 +10,11 @@ decays the few biases; their effect is negligible and excluding them is the comm
 Learning rate. ``SOLVER.BASE_LR`` is the rate for ``SOLVER.BASE_BATCH_SIZE`` samples per step; with a
 global batch ``B = TRAIN.BATCH_SIZE * WORLD_SIZE`` the rate is ``BASE_LR * B / BASE_BATCH_SIZE``
 (Goyal et al. 2017). ResNet-RS ImageNet: 0.1 per 256 -> 1.6 at 4096. 3D ResNet-RS Kinetics: 0.8 at 1024.
+
+Layer-wise learning-rate decay (``SOLVER.LAYER_DECAY < 1``, for fine-tuning): each weight-decay group is split
+by depth (:mod:`rs_image.recipe.finetune`: stem, every block, head); a group's ``lr_scale`` is
+``d ** (N + 1 - depth)`` and its ``lr`` is the peak rate times that. The schedule multiplies every group's own
+initial rate, so each depth follows the same cosine, scaled.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import torch
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["param_groups_weight_decay", "scaled_lr", "build_sgd"]
+from .finetune import FineTuneError, num_depths, parameter_depths
+
+__all__ = ["param_groups_weight_decay", "param_groups_layer_decay", "scaled_lr", "build_sgd", "current_lr"]
 
 
 def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> List[Dict[str, Any]]:
@@ -47,6 +54,32 @@ def param_groups_weight_decay(model: nn.Module, weight_decay: float) -> List[Dic
     return groups
 
 
+def param_groups_layer_decay(model: nn.Module, weight_decay: float, layer_decay: float) -> List[Dict[str, Any]]:
+    """The weight-decay groups split by depth (module docstring), each with its ``lr_scale``.
+
+    Groups go from the stem (depth 0) to the head, ``decay`` before ``no_decay`` at each depth, named
+    ``depth<i>_decay`` / ``depth<i>_no_decay``; empty groups (e.g. frozen depths) are left out.
+    """
+    if not 0.0 < layer_decay <= 1.0:
+        raise FineTuneError(f"SOLVER.LAYER_DECAY {layer_decay}: must be in (0, 1] (1 = off)")
+    depth_of = parameter_depths(model)
+    top = num_depths(model) - 1
+    decayed = {id(p) for p in param_groups_weight_decay(model, weight_decay)[0]["params"]}
+    buckets: Dict[tuple, List[nn.Parameter]] = {}
+    seen = set()
+    for name, p in model.named_parameters():
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            buckets.setdefault((depth_of[name], id(p) not in decayed), []).append(p)
+    groups = []
+    for depth, no_decay in sorted(buckets):
+        groups.append({
+            "params": buckets[(depth, no_decay)], "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr_scale": layer_decay ** (top - depth), "name": f"depth{depth}_{'no_decay' if no_decay else 'decay'}",
+        })
+    return groups
+
+
 def scaled_lr(base_lr: float, global_batch_size: int, base_batch_size: int) -> float:
     """Linear scaling rule: ``base_lr * global_batch_size / base_batch_size``."""
     if global_batch_size <= 0 or base_batch_size <= 0:
@@ -55,9 +88,23 @@ def scaled_lr(base_lr: float, global_batch_size: int, base_batch_size: int) -> f
 
 
 def build_sgd(
-    model: nn.Module, lr: float, *, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 4e-5
+    model: nn.Module, lr: float, *, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 4e-5,
+    layer_decay: float = 1.0,
 ) -> torch.optim.SGD:
-    """SGD (momentum, optional Nesterov) over :func:`param_groups_weight_decay` groups."""
-    return torch.optim.SGD(
-        param_groups_weight_decay(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov
-    )
+    """SGD (momentum, optional Nesterov) over :func:`param_groups_weight_decay` groups, or with
+    ``layer_decay < 1`` over :func:`param_groups_layer_decay` groups at ``lr * lr_scale`` each.
+
+    ``optimizer.defaults["lr"]`` is ``lr`` either way: the schedule's peak.
+    """
+    if layer_decay == 1.0:
+        groups = param_groups_weight_decay(model, weight_decay)
+    else:
+        groups = param_groups_layer_decay(model, weight_decay, layer_decay)
+        for group in groups:
+            group["lr"] = lr * group["lr_scale"]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The scheduled rate now: that of the groups without a layer-decay scale (``lr_scale`` 1, the head)."""
+    return max(float(g["lr"]) / float(g.get("lr_scale", 1.0)) for g in optimizer.param_groups)

@@ -41,8 +41,12 @@ def build_cosine_warmup_scheduler(
     warmup_start_lr: float = 0.0,
     end_lr: float = 0.0,
 ) -> LambdaLR:
-    """A per-step :class:`LambdaLR`; the optimizer's ``lr`` (its ``initial_lr``) is the peak rate."""
-    peak = optimizer.param_groups[0]["lr"]
+    """A per-step :class:`LambdaLR`; the optimizer's default ``lr`` is the peak rate.
+
+    Each group's own initial rate is multiplied by the same factor, so a group built at ``peak * scale``
+    (layer decay) follows the schedule scaled by ``scale``.
+    """
+    peak = optimizer.defaults["lr"]
     if peak <= 0:
         raise ValueError(f"the optimizer's peak learning rate must be > 0, got {peak}")
 

@@ -78,13 +78,15 @@ def _steps_per_epoch(records: Sequence[Dict[str, Any]]) -> Optional[int]:
 def training_curves_figure(records: Sequence[Dict[str, Any]], title: Optional[str] = None) -> Any:
     """The curves of :func:`read_metrics` records as a ``matplotlib.figure.Figure`` (not saved).
 
-    Axes in order: loss, learning rate, top-1; every line is labelled (``train (per step)``, ``train (epoch
+    Axes in order: loss, learning rate, top-1 (mAP when the validation records have it: multi-label); every line is labelled (``train (per step)``, ``train (epoch
     mean)``, ``val``, ``val EMA``) and its data is the records' (see :func:`curve`).
     """
     figure = new_figure((9.0, 9.0))
     ax_loss, ax_lr, ax_top1 = figure.subplots(3, 1, sharex=True)
     per_step, epoch_mean = dict(lw=1, alpha=0.8, color="tab:blue"), dict(marker="o", color="tab:orange")
     val, val_ema = dict(marker="s", ls="--", color="tab:green"), dict(marker="^", ls="--", color="tab:red")
+    multi_label = any(r.get("type") == "val" and "mAP" in r for r in records)
+    metric, metric_label = ("mAP", "mAP (%)") if multi_label else ("top1", "top-1 (%)")
     series = [  # one colour per series in every panel
         (ax_loss, "train", "loss", "train (per step)", per_step),
         (ax_loss, "train_epoch", "loss", "train (epoch mean)", epoch_mean),
@@ -92,14 +94,14 @@ def training_curves_figure(records: Sequence[Dict[str, Any]], title: Optional[st
         (ax_loss, "val", "ema_loss", "val EMA", val_ema),
         (ax_lr, "train", "lr", "learning rate (per step)", dict(lw=1.5, color="tab:purple")),
         (ax_top1, "train", "top1", "train (per step)", per_step),
-        (ax_top1, "val", "top1", "val", val),
-        (ax_top1, "val", "ema_top1", "val EMA", val_ema),
+        (ax_top1, "val", metric, "val", val),
+        (ax_top1, "val", f"ema_{metric}", "val EMA", val_ema),
     ]
     for ax, kind, key, label, style in series:
         steps, values = curve(records, kind, key)
         if steps:
             ax.plot(steps, values, label=label, **style)
-    for ax, ylabel in ((ax_loss, "loss"), (ax_lr, "learning rate"), (ax_top1, "top-1 (%)")):
+    for ax, ylabel in ((ax_loss, "loss"), (ax_lr, "learning rate"), (ax_top1, metric_label)):
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
         if ax.lines:

@@ -46,7 +46,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from rs_image.errors import DataError, DataNotFoundError
 from rs_image.fileio import atomic_write
@@ -71,6 +71,8 @@ __all__ = [
     "video_folders",
     "records_in_tree",
     "index_videos",
+    "videos_by_id",
+    "check_split_request",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,10 +94,12 @@ class AnnotationError(DataError):
 
 @dataclass(frozen=True)
 class VideoRecord:
-    """One video of a split: its path and integer label (-1 when the split has no labels)."""
+    """One video of a split: its path and integer label (-1 when the split has no labels); a multi-label data
+    set (Charades) gives the classes present in ``labels`` (possibly none) and ``label`` -1."""
 
     path: str
     label: int
+    labels: Optional[Tuple[int, ...]] = None
 
 
 @dataclass
@@ -425,6 +429,43 @@ def _class_ids_for(data_dir: str, needed: Iterable[str]) -> Dict[str, int]:
     if unknown:
         raise AnnotationError(f"{path}: has no entry for classes {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
     return class_ids
+
+
+def check_split_request(data_dir: str, split: str) -> None:
+    """What every source checks first: ``split`` is train, val or test and ``data_dir`` is a folder."""
+    if split not in _SPLIT_ALIASES:
+        raise ValueError(f"split must be train, val or test, got {split!r}")
+    if not os.path.isdir(data_dir):
+        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+
+
+def videos_by_id(
+    candidates: Sequence[str], rows: Sequence[Tuple[str, Union[int, Tuple[int, ...]]]], extensions: Sequence[str],
+    folder_hint: str,
+) -> Tuple[List[VideoRecord], List[str], str]:
+    """``(records, missing paths, what was searched)`` of ``rows`` (``(video id, label)``; a tuple label is a
+    multi-label record's classes) whose videos are ``<id><extension>`` files, directly or one sub-folder down,
+    in the first existing folder of ``candidates`` that holds any video (only that one is indexed: ``DIR``
+    itself would otherwise index its sub-folders again). ``folder_hint`` ends the search description."""
+    folders = [folder for folder in candidates if os.path.isdir(folder)]
+    root, available = (folders or list(candidates))[0], {}
+    for folder in folders:
+        available = index_videos([folder], extensions)
+        if available:
+            root = folder
+            break
+    records, missing = [], []
+    for video_id, label in rows:
+        path = available.get(video_id)
+        if path is None:
+            missing.append(os.path.join(root, f"{video_id}{extensions[0]}"))
+        elif isinstance(label, tuple):
+            records.append(VideoRecord(path, -1, label))
+        else:
+            records.append(VideoRecord(path, label))
+    searched = (f"; searched {', '.join(candidates)} and their sub-folders for <id>{'/'.join(extensions)} "
+                f"(set DATA.PATH_PREFIX to the folder of the videos{folder_hint})")
+    return records, missing, searched
 
 
 def numbered_lines(path: str) -> Iterator[Tuple[int, str]]:

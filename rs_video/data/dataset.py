@@ -3,10 +3,11 @@ every annotation source (Kinetics, UCF101, HMDB51, Something-Something v2: :mod:
 
 Items are dicts (the contract with the engine):
 
-* train / val: ``video`` (C, T, H, W), ``label`` int, ``video_index`` int, ``view_index`` 0,
-  ``failed_reads`` and ``fallback_reads`` (broken input, below). One item per video. ``video`` is
-  float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip that the consumer
-  normalises on its device (``uint8``; the engine does it in :meth:`rs_image.engine.Task.prepare_input`).
+* train / val: ``video`` (C, T, H, W), ``label`` int (multi-label: a float32 (num_classes,) multi-hot row),
+  ``video_index`` int, ``view_index`` 0, ``failed_reads`` and ``fallback_reads`` (broken input, below). One item
+  per video. ``video`` is float32 normalised (``DATA.OUTPUT_DTYPE: float32``, the default) or the uint8 clip
+  that the consumer normalises on its device (``uint8``; the engine does it in
+  :meth:`rs_image.engine.Task.prepare_input`).
 * train with several clips per video (SlowFast's keys): ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W temporal clips,
   each with its own window, and ``AUG.NUM_SAMPLE`` S augmentations of each (repeated augmentation: its own
   crop, scale, flip and RandAugment ops on the same frames), K = W * S clips in window-major order.
@@ -70,7 +71,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -145,6 +146,8 @@ class VideoDataset(torch.utils.data.Dataset):
         missing: listed paths that do not exist (counted as failures in test mode).
         class_names: index -> class name, where known.
         source: where the records came from (for messages).
+        multi_label_classes: > 0 for a multi-label data set (records with ``labels``): the width of the
+            multi-hot ``label`` rows (``MODEL.NUM_CLASSES``).
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class VideoDataset(torch.utils.data.Dataset):
         seed: int = 0,
         num_windows: int = 1,
         num_augmentations: int = 1,
+        multi_label_classes: int = 0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -179,6 +183,15 @@ class VideoDataset(torch.utils.data.Dataset):
         self.source = source
         self._paths = _PathTable([r.path for r in records])
         self._labels = np.asarray([r.label for r in records], dtype=np.int64)
+        self.multi_label = multi_label_classes > 0
+        if self.multi_label:  # (N, C) multi-hot, one byte per class
+            self._multi_hot = np.zeros((len(records), multi_label_classes), dtype=np.uint8)
+            for row, record in enumerate(records):
+                classes = list(record.labels or ())
+                if classes and max(classes) >= multi_label_classes:
+                    raise DataError(f"{source}: {record.path} has class {max(classes)}, but MODEL.NUM_CLASSES is "
+                                    f"{multi_label_classes}")
+                self._multi_hot[row, classes] = 1
         self.num_windows, self.num_augmentations = int(num_windows), int(num_augmentations)
         self.num_temporal_views = int(num_ensemble_views) if mode == "test" else 1
         self.num_spatial_crops = transform.num_crops if mode == "test" else 1
@@ -211,7 +224,10 @@ class VideoDataset(torch.utils.data.Dataset):
     def path(self, video_index: int) -> str:
         return self._paths[video_index]
 
-    def label(self, video_index: int) -> int:
+    def label(self, video_index: int) -> Union[int, torch.Tensor]:
+        """The class index, or for a multi-label data set the float32 multi-hot row."""
+        if self.multi_label:
+            return torch.from_numpy(self._multi_hot[video_index].astype(np.float32))
         return int(self._labels[video_index])
 
     @property
@@ -320,7 +336,8 @@ class VideoDataset(torch.utils.data.Dataset):
             return {"video": video, "label": label, "video_index": video_index, "view_index": 0,
                     "failed_reads": failed_reads, "fallback_reads": int(fallback)}
         # One row per clip (module docstring).
-        return {"video": video, "label": torch.full((k,), label), "video_index": torch.full((k,), video_index),
+        labels = label.expand(k, -1).clone() if isinstance(label, torch.Tensor) else torch.full((k,), label)
+        return {"video": video, "label": labels, "video_index": torch.full((k,), video_index),
                 "view_index": torch.arange(k), "failed_reads": torch.tensor([failed_reads] + [0] * (k - 1)),
                 "fallback_reads": torch.tensor([int(fallback)] + [0] * (k - 1))}
 
@@ -436,4 +453,5 @@ def build_video_dataset(cfg, split: str) -> VideoDataset:
         missing=annotations.missing, class_names=annotations.class_names, source=annotations.source,
         seed=int(cfg.RNG_SEED), num_windows=int(data.TRAIN_CROP_NUM_TEMPORAL) if split == "train" else 1,
         num_augmentations=int(cfg.AUG.NUM_SAMPLE) if split == "train" else 1,
+        multi_label_classes=int(cfg.MODEL.NUM_CLASSES) if data.MULTI_LABEL else 0,
     )

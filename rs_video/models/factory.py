@@ -19,7 +19,7 @@ __all__ = ["create_model", "list_models"]
 def create_model(
     name: str,
     *,
-    num_classes: int = 400,
+    num_classes: Optional[int] = None,
     pretrained: Optional[WeightsSource] = None,
     inflate_from: Optional[WeightsSource] = None,
     inflate_method: str = "average",
@@ -32,8 +32,9 @@ def create_model(
     Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
 
     Args:
+        num_classes: classifier outputs; default the hub config's (``hf-hub:`` weights), else 400.
         pretrained: video weights (native, PyTorchVideo or, for ``*_tf_mg``, a TF Model Garden checkpoint),
-            loaded strictly: a path, URL, state dict or
+            loaded strictly: a path, URL, ``hf-hub:ORG/REPO`` name or hub folder, state dict or
             checkpoint dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`).
         inflate_from: 2D ResNet-RS weights to inflate (:func:`rs_video.inflate`, which logs its report):
             any weights source (native/timm/Keras ``.h5``), or an ``rs_image`` model name (that model at

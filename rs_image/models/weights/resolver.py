@@ -3,8 +3,9 @@
 Steps, the same for every source:
 
 1. the source becomes an object: a file is read by the reader of its format (:mod:`.files`), a URL is
-   downloaded once into torch.hub's cache and read the same way, a model gives its ``state_dict()``,
-   a mapping is taken as it is;
+   downloaded once into torch.hub's cache and read the same way, an ``hf-hub:ORG/REPO`` name or a local hub
+   folder gives its ``model.safetensors`` (:mod:`.hf_hub`), a model gives its ``state_dict()``, a mapping
+   is taken as it is;
 2. a training checkpoint is unwrapped: ``ema_state`` when ``prefer_ema`` and present (our
    checkpoints), otherwise the first of ``model_state``, ``state_dict``, ``model``, ``module`` that
    holds a mapping (ours, PyTorchVideo, SlowFast, timm and Lightning train scripts);
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from .files import read_weights_file
+from .hf_hub import HubWeights, check_hub_architecture, hub_source
 from .key_maps import to_native
 from .strict_load import StateDict, WeightsError, load_state_dict_strict
 
@@ -34,8 +36,9 @@ __all__ = ["WeightsSource", "ResolvedWeights", "resolve_weights", "strip_wrapper
 
 logger = logging.getLogger(__name__)
 
-#: What a weights source may be: a path or URL, a state dict or checkpoint dict, or a model.
-WeightsSource = Union[str, os.PathLike, Mapping[str, Any], nn.Module]
+#: What a weights source may be: a path, URL or ``hf-hub:`` name, a state dict or checkpoint dict, a model, or
+#: a read hub folder.
+WeightsSource = Union[str, os.PathLike, Mapping[str, Any], nn.Module, HubWeights]
 
 # Checkpoint entries that hold the model's weights, in order of preference.
 _CHECKPOINT_KEYS = ("model_state", "state_dict", "model", "module")
@@ -86,6 +89,9 @@ def _read_source(weights: WeightsSource) -> Tuple[Any, str]:
         return weights.state_dict(), f"{type(weights).__name__} module"
     if isinstance(weights, Mapping):
         return weights, "state dict"
+    hub = hub_source(weights)
+    if hub is not None:
+        return hub.state_dict, hub.source
     if isinstance(weights, (str, os.PathLike)):
         source = os.fspath(weights)
         path = _download(source) if "://" in source else source
@@ -147,7 +153,19 @@ def resolve_weights(weights: WeightsSource, *, prefer_ema: bool = False) -> Reso
 
 
 def load_pretrained(model: nn.Module, weights: WeightsSource, prefer_ema: bool = False) -> nn.Module:
-    """Load any weights source into ``model``, strictly (:func:`.strict_load.load_state_dict_strict`)."""
+    """Load any weights source into ``model``, strictly (:func:`.strict_load.load_state_dict_strict`).
+
+    A hub source (``hf-hub:`` name or folder) must be for the model's architecture (its ``config.json``);
+    its class names become ``model.pretrained_cfg["label_names"]``.
+    """
+    hub = hub_source(weights)
+    if hub is not None:
+        architecture = (getattr(model, "pretrained_cfg", None) or {}).get("architecture")
+        if architecture:
+            check_hub_architecture(hub, architecture)
+        weights = hub
     resolved = resolve_weights(weights, prefer_ema=prefer_ema)
     load_state_dict_strict(model, resolved.state_dict, resolved.describe())
+    if hub is not None and hub.label_names is not None and isinstance(getattr(model, "pretrained_cfg", None), dict):
+        model.pretrained_cfg = {**model.pretrained_cfg, "label_names": hub.label_names}
     return model

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, VideoRecord, check_class_ids, finish_split, first_file, index_videos,
+    AnnotationError, SplitAnnotations, check_split_request, check_class_ids, finish_split, first_file, videos_by_id,
 )
 
 __all__ = ["LABEL_FOLDERS", "VIDEO_FOLDERS", "FILE_NAMES", "read_ssv2_labels", "read_ssv2_entries",
@@ -138,30 +138,12 @@ def load_ssv2_split(
         video_root: ``DATA.PATH_PREFIX``: the folder of the ``<id>.webm`` files ("" = search ``DIR``).
         num_classes: ``MODEL.NUM_CLASSES``, to reject a class list that does not fit the model.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    if not os.path.isdir(data_dir):
-        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+    check_split_request(data_dir, split)
     class_file = _find_json(data_dir, "labels")
     class_names = read_ssv2_labels(class_file)
     split_file = _find_json(data_dir, split)
     rows = read_ssv2_entries(split_file, {name: index for index, name in enumerate(class_names)})
     candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
-    folders = [folder for folder in candidates if os.path.isdir(folder)]
-    root, available = (folders or candidates)[0], {}
-    for folder in folders:  # the first folder with videos: DIR itself would also index its sub-folders again
-        available = index_videos([folder], VIDEO_EXTENSIONS)
-        if available:
-            root = folder
-            break
-    records, missing = [], []
-    for video_id, label in rows:
-        path = available.get(video_id)
-        if path is None:
-            missing.append(os.path.join(root, f"{video_id}.webm"))
-        else:
-            records.append(VideoRecord(path, label))
-    searched = (f"; searched {', '.join(candidates)} and their sub-folders for <id>{'/'.join(VIDEO_EXTENSIONS)} "
-                f"(set DATA.PATH_PREFIX to the folder of the videos)")
+    records, missing, searched = videos_by_id(candidates, rows, VIDEO_EXTENSIONS, "")
     return finish_split(records, missing, split_file, "ssv2", class_names, num_listed=len(rows),
                         num_classes=num_classes, class_file=class_file, searched=searched)
