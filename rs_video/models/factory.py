@@ -19,7 +19,7 @@ __all__ = ["create_model", "list_models"]
 def create_model(
     name: str,
     *,
-    num_classes: int = 400,
+    num_classes: Optional[int] = None,
     pretrained: Optional[WeightsSource] = None,
     inflate_from: Optional[WeightsSource] = None,
     inflate_method: str = "average",
@@ -27,11 +27,14 @@ def create_model(
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
 ) -> nn.Module:
-    """Create a video model: ``rs3d_{50..420}``, ``rs3d_*_tf_mg``, ``rs2plus1d_{50..200}``, ``slow/i3d/c2d_r50``.
+    """Create a video model: ``rs3d_{50..420}``, ``rs3d_*_tf_mg``, ``rs2plus1d_{50..200}``, ``slow/i3d/c2d_r50``,
+    and the action detectors ``slow_r50_detection``, ``rs3d_{50..200}_detection``.
 
-    Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
+    Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval. A
+    detector is called ``model(x, boxes)`` and gives one row per box (sigmoid scores in eval mode).
 
     Args:
+        num_classes: classifier outputs; default the model's (400 Kinetics classes, 80 AVA classes).
         pretrained: video weights (native, PyTorchVideo or, for ``*_tf_mg``, a TF Model Garden checkpoint),
             loaded strictly: a path, URL, state dict or
             checkpoint dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`).
