@@ -52,7 +52,6 @@ from rs_image.fileio import atomic_path, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
-    build_loss,
     build_sgd,
     check_bn_ema_convention,
     convert_sync_batchnorm,
@@ -146,7 +145,7 @@ class Trainer:
         self.optimizer = self.build_optimizer()
         self.scheduler = self.build_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING)
+        self.criterion = self.task.build_criterion(cfg)
         self.mixup = self.task.build_mixup(cfg)
 
         self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = 0
@@ -488,7 +487,7 @@ class Trainer:
                 loss, logits, labels, targets = self._forward(batch)
                 self.scaler.scale(loss / self.accum_steps if self.accum_steps > 1 else loss).backward()
             losses.append(loss.detach())
-            n = labels.numel()
+            n = labels.shape[0]
             stats[0].add_(loss.detach().double() * n)
             stats[1].add_(n)
             if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
@@ -516,14 +515,14 @@ class Trainer:
     def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
         x = self.prepare_input(batch)
-        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True).long()
+        labels = self.task.targets(batch, self.device)
         if "failed_reads" in batch:
             self.epoch_stats[2].add_(int(torch.as_tensor(batch["failed_reads"]).sum()))
         targets = labels
         if self.mixup is not None:  # on normalised floats, whatever the input dtype was
             x, targets = self.mixup(x, labels)
         with self.autocast():
-            logits = self.train_model(x)
+            logits = self.task.forward(self.train_model, x, batch)
         return self.criterion(logits.float(), targets), logits, labels, targets
 
     def _non_finite_loss(self, losses: torch.Tensor, epoch: int, step: int, saved_buffers: Optional[list]) -> None:
