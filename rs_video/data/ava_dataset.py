@@ -35,9 +35,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torchvision import tv_tensors
-from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms import v2
 
+from rs_image.data import read_image
 from rs_image.data.failures import FailurePolicy, SampleLoadError, check_file
 from rs_image.data.transforms import interpolation_mode
 from rs_image.errors import DataError
@@ -106,7 +106,7 @@ class FolderFrames:
             path = os.path.join(self.frame_dir, frames[index])
             check_file(path)
             try:
-                images.append(decode_image(read_file(path), mode=ImageReadMode.RGB))
+                images.append(read_image(path))
             except RuntimeError as error:
                 raise SampleLoadError(path, "decode error", str(error)[:200]) from None
         return torch.stack(images)
