@@ -22,7 +22,9 @@ Generation is seeded per video and resumable (finished files are skipped; files 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -33,7 +35,10 @@ from rs_image.fileio import atomic_path, atomic_write, remove_stale_temporaries
 
 from .moving_shapes import SHAPES, MovingShapesSpec, _background, _coverage, _luma, _polygon, _shape_colour, _write_mp4
 
-__all__ = ["AVA_SHAPE_CLASSES", "MovingShapesAvaSpec", "generate_moving_shapes_ava", "render_moving_shapes_ava_video"]
+__all__ = [
+    "AVA_SHAPE_CLASSES", "MovingShapesAvaSpec", "default_moving_shapes_ava_dir", "generate_moving_shapes_ava",
+    "render_moving_shapes_ava_video",
+]
 
 AVA_SHAPE_CLASSES: Tuple[str, ...] = ("translate_left", "translate_right", "translate_up", "translate_down")
 _DIRECTIONS = {"translate_left": (-1, 0), "translate_right": (1, 0), "translate_up": (0, -1), "translate_down": (0, 1)}
@@ -77,10 +82,28 @@ class MovingShapesAvaSpec:
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_json(cls, data: dict) -> "MovingShapesAvaSpec":
+        """Inverse of :meth:`to_json`."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown MovingShapesAvaSpec keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the spec (names the default cache folder)."""
+        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+
     def _frame_spec(self) -> MovingShapesSpec:
         """The classification generator's settings this one shares (background, colours, encoding)."""
         return MovingShapesSpec(num_train=0, num_val=0, num_test=0, size=self.size, num_frames=2, fps=self.fps,
                                 num_distractors=self.num_distractors)
+
+
+def default_moving_shapes_ava_dir(spec: MovingShapesAvaSpec = MovingShapesAvaSpec()) -> Path:
+    """``$RS_VIDEO_CACHE/moving_shapes_ava-<fingerprint>`` (``RS_VIDEO_CACHE`` defaults to ``~/.cache/rs_video``)."""
+    cache = Path(os.environ.get("RS_VIDEO_CACHE", Path.home() / ".cache" / "rs_video"))
+    return cache / f"moving_shapes_ava-{spec.fingerprint()}"
 
 
 Row = Tuple[int, Tuple[float, float, float, float], int, int]  # timestamp, box, action id, person id

@@ -47,11 +47,13 @@ class DemoRun:
         name: short name; also the run's sub-folder.
         description: what the network sees.
         config_file: its YAML file, in the demo's config folder (``configs/demo/``).
+        opts: ``KEY VALUE`` overrides of this run (e.g. the single-frame control of the detection demo).
     """
 
     name: str
     description: str
     config_file: str
+    opts: Tuple[str, ...] = ()
 
 
 RUNS: Tuple[DemoRun, ...] = (
@@ -134,7 +136,7 @@ def run_demo(
     rows = []
     demo_start = time.perf_counter()
     for run in RUNS:
-        run_opts = ["DATA.PATH_TO_DATA_DIR", str(root), "OUTPUT_DIR", str(run_dir / run.name)]
+        run_opts = ["DATA.PATH_TO_DATA_DIR", str(root), "OUTPUT_DIR", str(run_dir / run.name), *run.opts]
         if seed is not None:
             run_opts += ["RNG_SEED", str(seed)]
         cfg = load_config(Path(config_dir) / run.config_file, run_opts + list(opts))
