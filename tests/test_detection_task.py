@@ -158,3 +158,34 @@ def test_collate_pads_and_indexes_boxes():
     assert batch["video"].shape == (2, 3, 2, 5, 6) and batch["video"][0, :, :, 4].eq(0).all()
     assert batch["boxes"][:, 0].tolist() == [0, 1, 1] and batch["box_keyframe"].tolist() == [5, 2, 2]
     assert batch["box_index"].tolist() == [0, 0, 1] and batch["labels"].shape == (3, 2)
+
+
+def test_ava_config_loads_and_needs_its_frames():
+    cfg = load_config(str(ROOT / "configs" / "ava" / "rs3d_50.yaml"), ["AVA.VIDEO_DIR", "/data/ava/videos_15min"])
+    assert cfg.TASK == "detection" and cfg.MODEL.NAME == "rs3d_50_detection" and cfg.AVA.VIDEO_TIME_OFFSET == 900
+    from rs_image.engine import ConfigError
+
+    with pytest.raises(ConfigError, match="AVA.VIDEO_DIR"):
+        load_config(str(ROOT / "configs" / "ava" / "rs3d_50.yaml"), [])
+
+
+@pytest.mark.slow
+def test_detection_demo_runs_both_runs_test_sized(tmp_path):
+    """The demo's code path at test size: both runs train and test through the engine, the rs3d detector's
+    training loss falls, and the report has the three targets."""
+    from rs_video.demo.run_detection import run_detection_demo
+
+    result = run_detection_demo(
+        ROOT / "configs" / "demo", tmp_path / "runs", data=tmp_path / "data", spec=TINY_SPEC,
+        opts=["SOLVER.MAX_EPOCH", "3", "TRAIN.BATCH_SIZE", "4", "DATA_LOADER.NUM_WORKERS", "0",
+              "DATA_LOADER.PERSISTENT_WORKERS", "False", "PROGRESS_BAR", "False", "TENSORBOARD", "False",
+              "TRAIN.EVAL_PERIOD", "3"])
+    assert [row.run.name for row in result.rows] == ["rs3d", "1frame"]
+    assert result.rows[1].cfg.DATA.NUM_FRAMES == 1 and result.rows[0].cfg.DATA.NUM_FRAMES == 8
+    assert all(0.0 <= row.test["mAP"] <= 100.0 for row in result.rows)
+    assert len(result.checks()) == 3
+    import json
+
+    losses = [json.loads(line)["loss"] for line in (Path(result.rows[0].cfg.OUTPUT_DIR) / "metrics.jsonl").open()
+              if json.loads(line).get("type") == "train_epoch"]
+    assert len(losses) == 3 and losses[-1] < losses[0]
