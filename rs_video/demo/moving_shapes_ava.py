@@ -22,7 +22,6 @@ Generation is seeded per video and resumable (finished files are skipped; files 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +32,9 @@ import numpy as np
 
 from rs_image.fileio import atomic_path, atomic_write, remove_stale_temporaries
 
-from .moving_shapes import SHAPES, MovingShapesSpec, _background, _coverage, _luma, _polygon, _shape_colour, _write_mp4
+from .moving_shapes import (
+    SHAPES, MovingShapesSpec, SpecJson, _background, _coverage, _luma, _polygon, _shape_colour, _write_mp4,
+)
 
 __all__ = [
     "AVA_SHAPE_CLASSES", "MovingShapesAvaSpec", "default_moving_shapes_ava_dir", "generate_moving_shapes_ava",
@@ -46,7 +47,7 @@ _SPLITS = ("train", "val")
 
 
 @dataclasses.dataclass(frozen=True)
-class MovingShapesAvaSpec:
+class MovingShapesAvaSpec(SpecJson):
     """Parameters of a moving-shapes AVA data set (lengths are fractions of the frame side unless stated).
 
     Args:
@@ -78,21 +79,6 @@ class MovingShapesAvaSpec:
             raise ValueError("MovingShapesAvaSpec needs seconds >= 2 and fps >= 1")
         if 2 * self.radius[1] + self.speed[1] * self.seconds > 1.0:
             raise ValueError("MovingShapesAvaSpec: 2 * radius[1] + speed[1] * seconds must be <= 1 (paths must fit)")
-
-    def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "MovingShapesAvaSpec":
-        """Inverse of :meth:`to_json`."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MovingShapesAvaSpec keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-    def fingerprint(self) -> str:
-        """A short stable hash of the spec (names the default cache folder)."""
-        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
 
     def _frame_spec(self) -> MovingShapesSpec:
         """The classification generator's settings this one shares (background, colours, encoding)."""

@@ -9,20 +9,15 @@ held-out frame mAP; :meth:`DetectionDemoResult.checks` says whether the demo's t
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-from rs_image.engine.config import load_config
-from rs_image.engine.launch import launch
-
 from .. import task  # noqa: F401  (registers TASK detection)
 from .moving_shapes_ava import MovingShapesAvaSpec, default_moving_shapes_ava_dir, generate_moving_shapes_ava
-from .run import DemoRow, DemoRun
+from .run import DemoResult, DemoRun, train_and_test
 
 __all__ = [
     "DETECTION_RUNS", "TARGET_MAP_3D", "TARGET_MAP_CONTROL", "TARGET_SECONDS", "DetectionDemoResult",
@@ -41,15 +36,8 @@ TARGET_MAP_CONTROL = 50.0
 TARGET_SECONDS = 900.0
 
 
-@dataclasses.dataclass
-class DetectionDemoResult:
+class DetectionDemoResult(DemoResult):
     """Both runs (their test record holds ``mAP`` in %), the data set and the times (set-up not counted)."""
-
-    spec: MovingShapesAvaSpec
-    data: Path
-    setup_seconds: float
-    seconds: float
-    rows: List[DemoRow]
 
     def checks(self) -> List[Tuple[str, bool]]:
         """The demo's targets, each as (statement, whether it holds)."""
@@ -83,17 +71,7 @@ def run_detection_demo(
     start = time.perf_counter()
     spec, root = prepare_detection_data(data, spec)
     setup_seconds = time.perf_counter() - start
-    run_dir = Path(output_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
-    rows = []
     demo_start = time.perf_counter()
-    for run in DETECTION_RUNS:
-        run_opts = ["AVA.VIDEO_DIR", str(root / "videos"), "AVA.ANNOTATION_DIR", str(root / "annotations"),
-                    "OUTPUT_DIR", str(run_dir / run.name), *run.opts]
-        if seed is not None:
-            run_opts += ["RNG_SEED", str(seed)]
-        cfg = load_config(Path(config_dir) / run.config_file, run_opts + list(opts))
-        logger.info("=== %s: %s (%s) -> %s", run.name, run.description, run.config_file, cfg.OUTPUT_DIR)
-        run_start = time.perf_counter()
-        results = launch(cfg, do_train=True, do_test=True)
-        rows.append(DemoRow(run, cfg, results["test"], time.perf_counter() - run_start))
+    data_opts = ["AVA.VIDEO_DIR", str(root / "videos"), "AVA.ANNOTATION_DIR", str(root / "annotations")]
+    rows = train_and_test(DETECTION_RUNS, config_dir, output_dir, data_opts, seed, opts)
     return DetectionDemoResult(spec, root, setup_seconds, time.perf_counter() - demo_start, rows)
