@@ -129,8 +129,6 @@ class DetectionTask(Task):
     config_rules = (
         Rule("AVA.DETECTION_SCORE_THRESH", lambda v, c: 0.0 <= v <= 1.0, "in [0, 1]"),
         Rule("AVA.MAX_DETECTIONS_PER_KEYFRAME", lambda v, c: v >= 0, ">= 0 (0 keeps all)"),
-        Rule("AVA.VIDEO_DIR", lambda v, c: bool(v) or bool(c.AVA.FRAME_DIR),
-             "set (the folder of the videos) unless AVA.FRAME_DIR (extracted frames) is"),
         Rule("MIXUP.ENABLE", lambda v, c: not v, "False: MixUp/CutMix mix whole clips, not boxes"),
     )
     add_config = staticmethod(_add_ava_config)

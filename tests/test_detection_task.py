@@ -163,10 +163,10 @@ def test_collate_pads_and_indexes_boxes():
 def test_ava_config_loads_and_needs_its_frames():
     cfg = load_config(str(ROOT / "configs" / "ava" / "rs3d_50.yaml"), ["AVA.VIDEO_DIR", "/data/ava/videos_15min"])
     assert cfg.TASK == "detection" and cfg.MODEL.NAME == "rs3d_50_detection" and cfg.AVA.VIDEO_TIME_OFFSET == 900
-    from rs_image.engine import ConfigError
+    from rs_image.errors import DataError
 
-    with pytest.raises(ConfigError, match="AVA.VIDEO_DIR"):
-        load_config(str(ROOT / "configs" / "ava" / "rs3d_50.yaml"), [])
+    with pytest.raises(DataError, match=r"AVA.VIDEO_DIR \(the folder of the videos\) or AVA.FRAME_DIR"):
+        build_ava_dataset(load_config(str(ROOT / "configs" / "ava" / "rs3d_50.yaml"), []), "train")
 
 
 @pytest.mark.slow

@@ -259,6 +259,8 @@ def _split_boxes(cfg: Any, split: str) -> Dict[KeyframeKey, List[AvaBox]]:
 def build_ava_dataset(cfg: Any, split: str) -> AvaDataset:
     """The AVA data set of ``split`` from the ``AVA.*`` and ``DATA.*`` keys (docs/detection.md)."""
     ava, data = cfg.AVA, cfg.DATA
+    if not ava.VIDEO_DIR and not ava.FRAME_DIR:
+        raise DataError("AVA.VIDEO_DIR (the folder of the videos) or AVA.FRAME_DIR (extracted frames) must be set")
     boxes = _split_boxes(cfg, split)
     if ava.FRAME_DIR:
         lists = ava.TRAIN_LISTS if split == "train" else ava.TEST_LISTS
