@@ -17,6 +17,8 @@ from torch import nn
 
 __all__ = [
     "Ops",
+    "Conv3d",
+    "short_input_needs_float32",
     "SqueezeExcite",
     "SelfGating",
     "Conv2plus1d",
@@ -70,8 +72,46 @@ class TFSameConv2d(_TFSamePadding, nn.Conv2d):
     """``nn.Conv2d`` with TF 'same' padding (build it with ``padding=0``)."""
 
 
-class TFSameConv3d(_TFSamePadding, nn.Conv3d):
-    """``nn.Conv3d`` with TF 'same' padding (build it with ``padding=0``)."""
+def short_input_needs_float32(x: torch.Tensor, temporal_extent: int) -> bool:
+    """Whether a temporal convolution of ``x`` must leave bf16/fp16 for float32 (:class:`Conv3d`).
+
+    PyTorch's CPU bf16 conv3d (oneDNN, seen with torch 2.14.1 on AVX-512 BF16 CPUs) returns non-finite or
+    run-to-run different weight gradients when the input's time axis is shorter than the temporal kernel
+    (T = 2 under a 3-tap, T = 2..4 under a 5-tap), while the forward is right. That is the case a user
+    debugging a Kinetics config on a CPU with a few frames hits. ``x.is_cpu`` comes first, so on a GPU the
+    test is one attribute read, and every term is static for ``torch.compile`` (a guard, no graph break).
+    """
+    if not x.is_cpu or x.dim() != 5 or x.shape[2] >= temporal_extent:
+        return False
+    return _cpu_compute_dtype(x) in (torch.bfloat16, torch.float16)
+
+
+def _cpu_compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a CPU convolution of ``x`` computes and returns in: autocast's, else the input's."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that runs in float32 where the CPU's low-precision kernel is wrong.
+
+    On an input too short for the temporal kernel (:func:`short_input_needs_float32`) the convolution runs
+    in float32 and returns the dtype autocast (or the input) would have given, so the layers after it see
+    what they always see; every other input takes ``nn.Conv3d``'s own path, bit for bit. Same parameter
+    names as ``nn.Conv3d``, so weights move between both freely.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        temporal_extent = self.dilation[0] * (self.kernel_size[0] - 1) + 1
+        if temporal_extent == 1 or not short_input_needs_float32(x, temporal_extent):
+            return super().forward(x)
+        dtype = _cpu_compute_dtype(x)
+        bias = None if self.bias is None else self.bias.float()
+        with torch.autocast("cpu", enabled=False):
+            return self._conv_forward(x.float(), self.weight.float(), bias).to(dtype)
+
+
+class TFSameConv3d(_TFSamePadding, Conv3d):
+    """:class:`Conv3d` with TF 'same' padding (build it with ``padding=0``)."""
 
 
 class TFSameMaxPool2d(_TFSamePadding, nn.MaxPool2d):
@@ -116,7 +156,7 @@ class Ops:
     # Layer classes -------------------------------------------------------------------------
     @property
     def conv_cls(self) -> type:
-        return nn.Conv2d if self.dims == 2 else nn.Conv3d
+        return nn.Conv2d if self.dims == 2 else Conv3d
 
     @property
     def norm_cls(self) -> type:
@@ -244,13 +284,13 @@ class Conv2plus1d(nn.Module):
     ) -> None:
         super().__init__()
         pad = dilation * (kernel // 2)
-        self.conv_s = nn.Conv3d(
+        self.conv_s = Conv3d(
             in_channels, mid_channels, (1, kernel, kernel), (1, stride, stride), (0, pad, pad),
             dilation=(1, dilation, dilation), bias=False,
         )
         self.bn_s = norm(mid_channels)
         self.act_s = nn.ReLU(inplace=True)
-        self.conv_t = nn.Conv3d(
+        self.conv_t = Conv3d(
             mid_channels, out_channels, (temporal_kernel, 1, 1), (temporal_stride, 1, 1), (temporal_kernel // 2, 0, 0), bias=False
         )
 
