@@ -155,3 +155,7 @@ class VideoTask(Task):
             inflate(cfg.TRAIN.CHECKPOINT_FILE_PATH, model, method=cfg.TRAIN.CHECKPOINT_INFLATE)
             return
         super().load_initial_weights(model, cfg)
+
+
+# The AVA detection task shares the DATA keys above; importing it here registers TASK detection with TASK video.
+from . import detection_task  # noqa: E402,F401

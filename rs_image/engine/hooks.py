@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import torch
 
@@ -31,7 +31,6 @@ from rs_image.recipe import current_lr, ema_decay_at, update_precise_bn
 from rs_image.report.curves import write_training_curves
 
 from . import distributed as du
-from .evaluator import evaluate_single_view
 from .logger import plotting_available
 from .runtime import preserve_rng
 
@@ -129,6 +128,19 @@ class MetricLogger(Hook):
         trainer.writer.close()
 
 
+class _TaskForward(torch.nn.Module):
+    """``net`` called the way the task calls it on a batch (for fvcore's precise BN, which calls ``model(item)``)."""
+
+    def __init__(self, net: torch.nn.Module, trainer: Any) -> None:
+        super().__init__()
+        self.net = net
+        self._trainer = [trainer]  # a list: not a submodule
+
+    def forward(self, batch: Dict[str, Any]) -> torch.Tensor:
+        trainer = self._trainer[0]
+        return trainer.task.forward(self.net, trainer.prepare_input(batch), batch)
+
+
 class PreciseBN(Hook):
     """Recompute the BN statistics of the raw and EMA networks on ``BN.NUM_BATCHES_PRECISE`` training batches
     (fvcore precise BN), averaged over processes."""
@@ -138,14 +150,11 @@ class PreciseBN(Hook):
         loader = trainer.build_train_loader(seed=cfg.RNG_SEED + 1, epoch=epoch)
         num = min(cfg.BN.NUM_BATCHES_PRECISE, len(loader))
 
-        def inputs() -> Iterator[torch.Tensor]:
-            for batch in loader:
-                yield trainer.prepare_input(batch)
-
         nets = [trainer.model] + ([trainer.ema.module] if trainer.ema is not None else [])
         for net in nets:
             with trainer.autocast(), torch.no_grad():
-                update_precise_bn(net, inputs(), num)
+                # fvcore calls model(item): the wrapper runs the task's forward (a detector takes the boxes too).
+                update_precise_bn(_TaskForward(net, trainer), iter(loader), num)
             du.average_bn_buffers(net)
         logger.info("precise BN statistics from %d batches", num)
 
@@ -182,28 +191,21 @@ class Validator(Hook):
         with preserve_rng():  # validation never changes the training randomness
             for prefix, net in nets.items():
                 if net is not None:
-                    results[prefix] = evaluate_single_view(
-                        net, trainer.val_loader, trainer.prepare_input, device=trainer.device,
+                    results[prefix] = trainer.task.evaluate(
+                        net, trainer.val_loader, trainer.prepare_input, cfg=trainer.cfg, device=trainer.device,
                         autocast=trainer.autocast(), progress=progress, desc=f"val {prefix.rstrip('_')}".strip(),
-                        multi_label=trainer.cfg.DATA.MULTI_LABEL,
                     )
         raw, ema = results[""], results.get("ema_")
         record: Dict[str, Any] = {"epoch": done, **raw}
         if ema is not None:
             record.update({f"ema_{k}": v for k, v in ema.items()})
         trainer.writer.write("val", record, trainer.global_step)
-        msg = f"epoch {done} val: {_headline(raw)}"
+        msg = f"epoch {done} val: {trainer.task.format_metrics(raw)}"
         if ema is not None:
-            msg += f" | EMA {_headline(ema)}"
+            msg += f" | EMA {trainer.task.format_metrics(ema)}"
         msg += f" ({raw['num_samples']} samples" + (f", {raw['num_failed']} failed)" if raw["num_failed"] else ")")
         logger.info(msg)
         trainer.last_metrics = {f"val_{k}": v for k, v in record.items()}
-
-
-def _headline(result: Dict[str, Any]) -> str:
-    if "mAP" in result:  # multi-label
-        return f"mAP {result['mAP']:.2f}% loss {result['loss']:.4f}"
-    return f"top-1 {result['top1']:.2f}% top-5 {result['top5']:.2f}% loss {result['loss']:.4f}"
 
 
 class TrainingCurves(Hook):

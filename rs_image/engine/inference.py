@@ -76,6 +76,9 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     """
     require_keys(cfg, "testing")
     task = task if task is not None else get_task(cfg.TASK)
+    own = task.run_test(cfg)  # a task with its own protocol (e.g. AVA detection's frame mAP)
+    if own is not None:
+        return own
     dist = du.init_distributed(cfg.DEVICE)
     setup_logging(cfg.OUTPUT_DIR, dist.rank, task.logger_names)
     configure_determinism(cfg.DETERMINISTIC)

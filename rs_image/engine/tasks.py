@@ -29,10 +29,11 @@ from torch.utils.data import Dataset
 
 from rs_image.data import build_image_dataset, normalize_uint8
 from rs_image.models import create_model, load_pretrained
-from rs_image.recipe import BatchMixup, model_kwargs_from_cfg
+from rs_image.recipe import BatchMixup, build_loss, model_kwargs_from_cfg
 
 from .class_metrics import class_names_for
 from .config import CfgNode, ConfigError, Rule, add_config_extension, register_choices
+from .evaluator import evaluate_single_view
 
 __all__ = ["Task", "ImageTask", "register_task", "get_task", "TASKS"]
 
@@ -103,6 +104,44 @@ class Task:
         if not x.is_floating_point():
             raise TypeError(f"batch[{self.input_key!r}] has dtype {x.dtype}; expected floating point or uint8")
         return x if memory_format is None else x.contiguous(memory_format=memory_format)
+
+    def targets(self, batch: Dict[str, Any], device: torch.device) -> torch.Tensor:
+        """The training targets of ``batch`` on ``device``: class indices (B,), or multi-hot float rows (B, C)
+        with ``DATA.MULTI_LABEL``; a task with other targets (e.g. multi-hot (K, C) per box) overrides it, with
+        :meth:`build_criterion` and :meth:`forward`. Rows count the samples of the loss statistics; 1-D targets
+        also give the training accuracy."""
+        labels = torch.as_tensor(batch["label"]).to(device, non_blocking=True)
+        return labels.float() if labels.dim() > 1 else labels.long()
+
+    def build_criterion(self, cfg: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The training loss of ``(float32 model output, targets)``: cross-entropy with ``SOLVER.LABEL_SMOOTHING``,
+        or sigmoid BCE with ``DATA.MULTI_LABEL``."""
+        return build_loss(cfg.SOLVER.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
+
+    def forward(self, model: nn.Module, x: torch.Tensor, batch: Dict[str, Any]) -> torch.Tensor:
+        """The model output for input ``x`` of ``batch`` (a detector also takes the batch's boxes)."""
+        return model(x)
+
+    def evaluate(
+        self, model: nn.Module, loader: Any, prepare_input: Callable[[Dict[str, Any]], torch.Tensor], *, cfg: Any,
+        device: torch.device, autocast: Any, progress: bool = False, desc: str = "val",
+    ) -> Dict[str, Any]:
+        """Validation metrics of ``model`` on ``loader`` (every sample on one process, reduced over processes):
+        single-view top-1 / top-5 / loss, or mAP / loss with ``DATA.MULTI_LABEL``
+        (:func:`~rs_image.engine.evaluator.evaluate_single_view`)."""
+        return evaluate_single_view(model, loader, prepare_input, device=device, autocast=autocast,
+                                    progress=progress, desc=desc, multi_label=cfg.DATA.MULTI_LABEL)
+
+    def format_metrics(self, metrics: Dict[str, Any]) -> str:
+        """One log line of :meth:`evaluate`'s metrics."""
+        if "mAP" in metrics:  # multi-label
+            return f"mAP {metrics['mAP']:.2f}% loss {metrics['loss']:.4f}"
+        return f"top-1 {metrics['top1']:.2f}% top-5 {metrics['top5']:.2f}% loss {metrics['loss']:.4f}"
+
+    def run_test(self, cfg: Any) -> Optional[Any]:
+        """A task with its own test protocol runs it here and returns its summary (with ``as_dict()``);
+        None (the default): the engine's multi-view classification test (:func:`rs_image.engine.run_test`)."""
+        return None
 
     def load_initial_weights(self, model: nn.Module, cfg: Any) -> None:
         """Initialise ``model`` from ``TRAIN.CHECKPOINT_FILE_PATH`` (any supported format, EMA preferred)."""

@@ -51,7 +51,6 @@ from rs_image.fileio import atomic_copy, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
     build_cosine_warmup_scheduler,
-    build_loss,
     build_sgd,
     check_bn_ema_convention,
     convert_sync_batchnorm,
@@ -160,7 +159,7 @@ class Trainer:
         self.optimizer = self.build_optimizer()
         self.scheduler = self.build_scheduler()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.criterion = build_loss(cfg.SOLVER.LABEL_SMOOTHING, multi_label=cfg.DATA.MULTI_LABEL)
+        self.criterion = self.task.build_criterion(cfg)
         self.mixup = self.task.build_mixup(cfg)
 
         self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = self.nonfinite_streak = 0
@@ -639,8 +638,7 @@ class Trainer:
     def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
         x = self.prepare_input(batch)
-        labels = torch.as_tensor(batch["label"]).to(self.device, non_blocking=True)
-        labels = labels.float() if self.cfg.DATA.MULTI_LABEL else labels.long()  # multi-hot rows or class indices
+        labels = self.task.targets(batch, self.device)
         for slot, key in ((2, "failed_reads"), (3, "fallback_reads")):
             if key in batch:
                 self.epoch_stats[slot].add_(int(torch.as_tensor(batch[key]).sum()))
@@ -648,7 +646,7 @@ class Trainer:
         if self.mixup is not None:  # on normalised floats, whatever the input dtype was
             x, targets = self.mixup(x, labels)
         with self.autocast():
-            logits = self.train_model(x)
+            logits = self.task.forward(self.train_model, x, batch)
         return self.criterion(logits.float(), targets), logits, labels, targets
 
     def _non_finite_loss(self, losses: torch.Tensor, epoch: int, step: int, saved_buffers: Optional[list]) -> None:

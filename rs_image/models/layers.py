@@ -59,8 +59,13 @@ class _TFSamePadding:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dims = x.dim() - 2
-        kernel, stride = (v if isinstance(v, tuple) else (v,) * dims for v in (self.kernel_size, self.stride))
-        return super().forward(F.pad(x, tf_same_pads(x.shape[2:], kernel, stride), value=self.pad_value))
+        kernel, stride, dilation = (
+            v if isinstance(v, tuple) else (v,) * dims
+            for v in (self.kernel_size, self.stride, getattr(self, "dilation", 1))
+        )
+        # A dilated kernel covers d (k - 1) + 1 inputs, the extent TF pads for.
+        extent = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        return super().forward(F.pad(x, tf_same_pads(x.shape[2:], extent, stride), value=self.pad_value))
 
 
 class TFSameConv2d(_TFSamePadding, nn.Conv2d):
@@ -171,9 +176,11 @@ class Ops:
             return spatial
         return (temporal, spatial, spatial)
 
-    def symmetric_padding(self, temporal_kernel: int, spatial_kernel: int) -> Size:
-        """Symmetric 'same' padding; equals TF's fixed padding for odd kernels."""
-        return self.size(temporal_kernel // 2, spatial_kernel // 2) if self.dims == 3 else spatial_kernel // 2
+    def symmetric_padding(self, temporal_kernel: int, spatial_kernel: int, dilation: int = 1) -> Size:
+        """Symmetric 'same' padding (``dilation`` x ``k // 2`` in space); equals TF's fixed padding for odd
+        kernels."""
+        spatial = dilation * (spatial_kernel // 2)
+        return self.size(temporal_kernel // 2, spatial) if self.dims == 3 else spatial
 
     def _tf_same_needed(self, kernels: Tuple[int, int], strides: Tuple[int, int]) -> bool:
         """Whether TF 'same' differs from symmetric padding at some input size: a strided dim with a
@@ -192,18 +199,22 @@ class Ops:
         temporal_kernel: int = 1,
         temporal_stride: int = 1,
         bias: bool = False,
+        dilation: int = 1,
     ) -> nn.Module:
-        """A (possibly spatio-temporal) convolution, padded as :attr:`padding` says."""
-        if self._tf_same_needed((temporal_kernel, kernel), (temporal_stride, stride)):
+        """A (possibly spatio-temporal) convolution, padded as :attr:`padding` says; ``dilation`` is the
+        spatial dilation (detection backbones dilate the last stage instead of striding it)."""
+        extent = dilation * (kernel - 1) + 1
+        if self._tf_same_needed((temporal_kernel, extent), (temporal_stride, stride)):
             cls, padding = (TFSameConv2d if self.dims == 2 else TFSameConv3d), 0
         else:
-            cls, padding = self.conv_cls, self.symmetric_padding(temporal_kernel, kernel)
+            cls, padding = self.conv_cls, self.symmetric_padding(temporal_kernel, kernel, dilation)
         return cls(
             in_channels,
             out_channels,
             kernel_size=self.size(temporal_kernel, kernel),
             stride=self.size(temporal_stride, stride),
             padding=padding,
+            dilation=self.size(1, dilation),
             bias=bias,
         )
 
@@ -252,7 +263,8 @@ def tran_mid_channels(in_channels: int, out_channels: int, temporal_kernel: int,
 
 
 class Conv2plus1d(nn.Module):
-    """Spatial (1 x k x k) conv -> BN -> ReLU -> temporal (t x 1 x 1) conv, spatial first.
+    """Spatial (1 x k x k) conv -> BN -> ReLU -> temporal (t x 1 x 1) conv, spatial first; ``dilation``
+    dilates the spatial conv.
 
     Parameter names: ``conv_s`` / ``bn_s`` / ``conv_t``. A 2D k x k kernel inflates into ``conv_s``;
     ``conv_t`` can start as the identity (Dirac at the centre tap), see ``rs_video.inflate``.
@@ -268,10 +280,13 @@ class Conv2plus1d(nn.Module):
         temporal_kernel: int,
         temporal_stride: int,
         norm: Callable[[int], nn.Module],
+        dilation: int = 1,
     ) -> None:
         super().__init__()
+        pad = dilation * (kernel // 2)
         self.conv_s = Conv3d(
-            in_channels, mid_channels, (1, kernel, kernel), (1, stride, stride), (0, kernel // 2, kernel // 2), bias=False
+            in_channels, mid_channels, (1, kernel, kernel), (1, stride, stride), (0, pad, pad),
+            dilation=(1, dilation, dilation), bias=False,
         )
         self.bn_s = norm(mid_channels)
         self.act_s = nn.ReLU(inplace=True)

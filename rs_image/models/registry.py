@@ -39,7 +39,8 @@ class PretrainedCfg:
     Attributes:
         architecture: registry name, e.g. ``"resnetrs350"`` (set by the registry).
         variant: tag of the cfg, e.g. ``"i320"`` (timm's ``tag``; set by the registry).
-        num_classes: classifier outputs of the built model (set when a model is built).
+        num_classes: classifier outputs of the built model (set when a model is built; a registered value
+            is the model's default, e.g. 80 for the AVA detectors).
         input_size: training input, (C, H, W) or (C, T, H, W).
         test_input_size: evaluation input (None: ``input_size``).
         num_frames: video: frames per clip.
@@ -217,7 +218,9 @@ class ModelRegistry:
             if getattr(cfg, key) is not None:
                 kwargs[key] = getattr(cfg, key)
         kwargs.update(overrides)
-        kwargs["num_classes"] = self.default_num_classes if num_classes is None else num_classes
+        if num_classes is None:  # the entry's own class count (e.g. AVA's 80), else the family's
+            num_classes = cfg.num_classes if cfg.num_classes is not None else self.default_num_classes
+        kwargs["num_classes"] = num_classes
         model = ResNetRS(**kwargs)
         built = {key: kwargs.get(key, getattr(cfg, key)) for key in _CFG_TO_MODEL}
         model.pretrained_cfg = cfg.replace(num_classes=kwargs["num_classes"], **built).to_dict()

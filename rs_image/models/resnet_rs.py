@@ -18,14 +18,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from torchvision.ops import StochasticDepth
+from torchvision.ops import StochasticDepth, roi_align
 
 from .layers import Conv2plus1d, Ops, SelfGating, SqueezeExcite, tran_mid_channels
 
 __all__ = [
-    "ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "FeatureInfo", "drop_path_rates", "make_stages",
-    "feature_take_indices",
+    "ResNetRS", "Bottleneck", "Stem", "Shortcut", "ClassifierHead", "RoIHead", "FeatureInfo", "drop_path_rates",
+    "make_stages", "feature_take_indices", "HEAD_TYPES",
 ]
+
+#: what :class:`ResNetRS` puts after the last stage: a global classifier or a per-box RoI classifier
+HEAD_TYPES = ("classifier", "roi")
 
 PerBlock = Union[int, Sequence[int]]
 
@@ -155,7 +158,7 @@ class Shortcut(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (stride) -> 1x1 (x4) bottleneck with BN, ReLU, optional self-gating, SE and drop-path.
+    """1x1 -> 3x3 (stride, dilation) -> 1x1 (x4) bottleneck with BN, ReLU, optional self-gating, SE and drop-path.
 
     In 3D, ``temporal_kernel_a`` is the temporal kernel of the first 1x1 conv (Slow/I3D style) and
     ``temporal_kernel_b`` that of the 3x3 conv; with ``Ops(3, factorized=True)`` a 3x3 conv with a
@@ -180,6 +183,7 @@ class Bottleneck(nn.Module):
         drop_path: float = 0.0,
         mid_channels: str = "tran",
         norm_kwargs: Optional[dict] = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         norm_kwargs = norm_kwargs or {}
@@ -194,10 +198,11 @@ class Bottleneck(nn.Module):
             else:
                 raise ValueError(f"mid_channels must be 'tran' or 'out', got {mid_channels!r}")
             self.conv2 = Conv2plus1d(
-                width, width, mid, 3, stride, temporal_kernel_b, temporal_stride, lambda c: ops.norm(c, **norm_kwargs)
+                width, width, mid, 3, stride, temporal_kernel_b, temporal_stride, lambda c: ops.norm(c, **norm_kwargs),
+                dilation=dilation,
             )
         else:
-            self.conv2 = ops.conv(width, width, 3, stride, temporal_kernel_b, temporal_stride)
+            self.conv2 = ops.conv(width, width, 3, stride, temporal_kernel_b, temporal_stride, dilation=dilation)
         self.bn2 = ops.norm(width, **norm_kwargs)
         self.conv3 = ops.conv(width, out_channels, 1)
         self.bn3 = ops.norm(out_channels, **norm_kwargs)
@@ -252,6 +257,60 @@ class ClassifierHead(nn.Module):
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.dropout(self.flatten(self.pool(x)))
         return x if pre_logits else self.fc(x)
+
+
+Boxes = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+class RoIHead(nn.Module):
+    """Per-box action classifier on the last feature map, SlowFast's ``ResNetRoIHead`` (one pathway).
+
+    Video maps (N, C, T, H, W) are first averaged over time; then ``torchvision.ops.roi_align`` takes a
+    ``resolution`` x ``resolution`` grid from every box (``spatial_scale`` = 1 / the map's reduction), a
+    max-pool over that grid gives one vector per box, then dropout and the linear classifier. Boxes are in
+    input pixels (x1, y1, x2, y2): a (K, 5) tensor whose first column is the batch index, or a list of N
+    (K_i, 4) tensors, torchvision's two layouts.
+
+    In training it returns logits (for a sigmoid BCE); in eval mode it applies ``test_activation``
+    (``"sigmoid"`` as SlowFast and PyTorchVideo do for AVA, or ``"none"`` for logits).
+    """
+
+    def __init__(
+        self, ops: Ops, in_features: int, num_classes: int, dropout: float, spatial_scale: float,
+        resolution: int = 7, sampling_ratio: int = 0, aligned: bool = True, test_activation: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        if test_activation not in ("sigmoid", "none"):
+            raise ValueError(f"test_activation must be 'sigmoid' or 'none', got {test_activation!r}")
+        if num_classes <= 0:
+            raise ValueError("a RoI head needs num_classes > 0")
+        self.dims = ops.dims
+        self.spatial_scale = float(spatial_scale)
+        self.resolution = int(resolution)
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = bool(aligned)
+        self.test_activation = test_activation
+        self.pool = nn.MaxPool2d(self.resolution, stride=1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor, boxes: Boxes, pre_logits: bool = False) -> torch.Tensor:
+        if x.dim() == 5:
+            x = x.mean(dim=2)  # temporal average pool over the whole map (SlowFast: AvgPool3d [T, 1, 1])
+        if isinstance(boxes, torch.Tensor):
+            boxes = boxes.to(dtype=x.dtype)
+        else:
+            boxes = [b.to(dtype=x.dtype) for b in boxes]
+        x = roi_align(x, boxes, self.resolution, self.spatial_scale, self.sampling_ratio, self.aligned)
+        x = self.dropout(self.pool(x).flatten(1))
+        if pre_logits:
+            return x
+        x = self.fc(x)
+        return x.sigmoid() if not self.training and self.test_activation == "sigmoid" else x
+
+    def extra_repr(self) -> str:
+        return (f"resolution={self.resolution}, spatial_scale={self.spatial_scale}, sampling_ratio="
+                f"{self.sampling_ratio}, aligned={self.aligned}, test_activation={self.test_activation}")
 
 
 class FeatureInfo(list):
@@ -313,6 +372,7 @@ def make_stages(
     *,
     width_multiplier: float = 1.0,
     spatial_strides: Sequence[int] = (1, 2, 2, 2),
+    spatial_dilations: Sequence[int] = (1, 1, 1, 1),
     temporal_strides: Sequence[int] = (1, 1, 1, 1),
     temporal_kernels_a: Sequence[PerBlock] = (1, 1, 1, 1),
     temporal_kernels_b: Sequence[PerBlock] = (1, 1, 1, 1),
@@ -348,10 +408,14 @@ def make_stages(
         temporal_kernels_b=temporal_kernels_b,
         temporal_strides=temporal_strides,
         spatial_strides=spatial_strides,
+        spatial_dilations=spatial_dilations,
     )
     for key, table in tables.items():
         if len(table) != num_stages:
             raise ValueError(f"{key} has {len(table)} entries for {num_stages} stages")
+    for key in ("spatial_strides", "spatial_dilations", "temporal_strides"):
+        if any(int(v) < 1 for v in tables[key]):
+            raise ValueError(f"{key} must be >= 1, got {list(tables[key])}")
     gating = [self_gating] * num_stages if isinstance(self_gating, bool) else list(self_gating)
     if len(gating) != num_stages:
         raise ValueError(f"self_gating has {len(gating)} entries for {num_stages} stages")
@@ -379,6 +443,7 @@ def make_stages(
                 drop_path=dpr[s][b],
                 mid_channels=mid_channels,
                 norm_kwargs=norm_kwargs,
+                dilation=spatial_dilations[s],
             )
             for b in range(depth)
         ]
@@ -419,7 +484,15 @@ class ResNetRS(nn.Module):
         temporal_pool_after_layer1: temporal max-pool kernel = stride after ``layer1`` (C2D/I3D use 2;
             :meth:`Ops.temporal_pool`, 1 in 2D).
         mid_channels: (2+1)D mid width rule, ``"tran"`` or ``"out"``.
-        spatial_strides: per-stage spatial stride.
+        spatial_strides: per-stage spatial stride (on the first block); ``feature_info`` reports the
+            reduction they give. Detection backbones use ``(1, 2, 2, 1)`` with ``spatial_dilations``
+            ``(1, 1, 1, 2)``: the last stage keeps stride 16 and its 3x3 convs see as far.
+        spatial_dilations: per-stage spatial dilation of the 3x3 convs of every block.
+        head_type: ``"classifier"`` (global pool, dropout, linear) or ``"roi"`` (:class:`RoIHead`: per-box
+            logits; ``forward(x, boxes)``).
+        roi_resolution, roi_sampling_ratio, roi_aligned, roi_test_activation: the RoI head's
+            ``roi_align`` grid, samples per bin (0: adaptive), ``aligned`` (half-pixel offset; SlowFast
+            True, PyTorchVideo's ``create_resnet_with_roi_head`` False) and eval-mode activation.
         features_only, out_indices: return the feature maps of the given stages (0 = stem,
             1..4 = ``layer1..layer4``) instead of logits, in the order of ``out_indices``; built on
             :meth:`forward_intermediates`, it stops after the deepest one it needs.
@@ -457,6 +530,12 @@ class ResNetRS(nn.Module):
         temporal_pool_after_layer1: int = 1,
         mid_channels: str = "tran",
         spatial_strides: Sequence[int] = (1, 2, 2, 2),
+        spatial_dilations: Sequence[int] = (1, 1, 1, 1),
+        head_type: str = "classifier",
+        roi_resolution: int = 7,
+        roi_sampling_ratio: int = 0,
+        roi_aligned: bool = True,
+        roi_test_activation: str = "sigmoid",
         features_only: bool = False,
         out_indices: Sequence[int] = (1, 2, 3, 4),
     ) -> None:
@@ -472,7 +551,8 @@ class ResNetRS(nn.Module):
         stem_t_reduction = stem_temporal_stride * stem_pool_temporal_stride
         stages, stage_info = make_stages(
             ops, self.stem.out_channels, stage_depths, stage_widths,
-            width_multiplier=width_multiplier, spatial_strides=spatial_strides, temporal_strides=temporal_strides,
+            width_multiplier=width_multiplier, spatial_strides=spatial_strides, spatial_dilations=spatial_dilations,
+            temporal_strides=temporal_strides,
             temporal_kernels_a=temporal_kernels_a, temporal_kernels_b=temporal_kernels_b,
             temporal_pool_after_layer1=temporal_pool_after_layer1, shortcut=shortcut, se_ratio=se_ratio,
             self_gating=self_gating, drop_path_rate=drop_path_rate, drop_path_schedule=drop_path_schedule,
@@ -489,6 +569,11 @@ class ResNetRS(nn.Module):
         # Every map forward_intermediates can return (0 = stem, then the stages), whatever features_only says.
         self._intermediate_info = FeatureInfo(info)
         self.num_features = stage_info[-1]["num_chs"]
+        if head_type not in HEAD_TYPES:
+            raise ValueError(f"head_type must be one of {HEAD_TYPES}, got {head_type!r}")
+        self.head_type = head_type
+        self._roi_kwargs = dict(resolution=roi_resolution, sampling_ratio=roi_sampling_ratio, aligned=roi_aligned,
+                                test_activation=roi_test_activation)
         self.drop_rate = dropout
         self.features_only = features_only
         self.out_indices = tuple(out_indices)
@@ -500,8 +585,16 @@ class ResNetRS(nn.Module):
             self.head = None
         else:
             self.feature_info = FeatureInfo(info)
-            self.head = ClassifierHead(ops, self.num_features, num_classes, dropout)
+            self.head = self._make_head(num_classes)
         self._init_weights(zero_init_last)
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        """The head on the last stage's map: :class:`ClassifierHead` or :class:`RoIHead` (``head_type``)."""
+        if self.head_type == "roi":
+            reduction = self._intermediate_info[len(self.stage_names)]["reduction"]
+            return RoIHead(self.ops, self.num_features, num_classes, self.drop_rate, 1.0 / reduction,
+                           **self._roi_kwargs)
+        return ClassifierHead(self.ops, self.num_features, num_classes, self.drop_rate)
 
     # ------------------------------------------------------------------------------------------
     def _init_weights(self, zero_init_last: bool) -> None:
@@ -544,8 +637,8 @@ class ResNetRS(nn.Module):
         if self.features_only:
             raise RuntimeError("a features_only model has no classifier")
         self.num_classes = num_classes
-        if self.head is None:
-            self.head = ClassifierHead(self.ops, self.num_features, num_classes, self.drop_rate)
+        if self.head is None or (self.head_type == "roi" and num_classes > 0):
+            self.head = self._make_head(num_classes)
         else:
             self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
@@ -659,18 +752,27 @@ class ResNetRS(nn.Module):
         """The last stage's feature map (N, C, [T,] H, W)."""
         return self._forward_stages(x)[0]
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False, boxes: Optional[Boxes] = None) -> torch.Tensor:
         """Pool, dropout and classify a :meth:`forward_features` map (``pre_logits``: stop before the
-        classifier)."""
+        classifier); a RoI head classifies ``boxes`` (see :class:`RoIHead`)."""
         if self.head is None:
             what = "a features_only model" if self.features_only else "this model (prune_intermediate_layers)"
             raise RuntimeError(f"{what} has no head")
+        if isinstance(self.head, RoIHead):
+            if boxes is None:
+                raise ValueError("a detection model (head_type 'roi') needs boxes: model(x, boxes)")
+            return self.head(x, boxes, pre_logits=pre_logits)
+        if boxes is not None:
+            raise ValueError("boxes given to a model with a global classifier head (head_type 'classifier')")
         return self.head(x, pre_logits=pre_logits)
 
-    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, List[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, boxes: Optional[Boxes] = None) -> Union[torch.Tensor, List[torch.Tensor]]:
+        """Logits (N, num_classes); for ``head_type="roi"`` one row per box of ``boxes`` (input pixels, a
+        (K, 5) tensor with the batch index first or a list of (K_i, 4) tensors); the feature maps for
+        ``features_only``."""
         if self.features_only:
             maps = self.forward_intermediates(x, self.out_indices, stop_early=True, intermediates_only=True)
             depth_order = sorted(set(self.out_indices))
             return [maps[depth_order.index(i)] for i in self.out_indices]
         x = self.forward_features(x)
-        return x if self.head is None else self.forward_head(x)
+        return x if self.head is None else self.forward_head(x, boxes=boxes)

@@ -116,8 +116,28 @@ _TRANSLATIONS = {
 }
 
 
+class SpecJson:
+    """JSON round trip and fingerprint of a frozen dataclass of generation parameters (the demo data specs)."""
+
+    def to_json(self) -> Dict[str, object]:
+        """A JSON-serialisable dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, data: Dict[str, object]):
+        """Inverse of :meth:`to_json`."""
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the spec (names default cache folders)."""
+        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+
+
 @dataclasses.dataclass(frozen=True)
-class MovingShapesSpec:
+class MovingShapesSpec(SpecJson):
     """Parameters of a moving-shapes data set (lengths are fractions of the frame side unless stated).
 
     Args:
@@ -195,21 +215,6 @@ class MovingShapesSpec:
             raise ValueError(f"unknown split {split!r}; expected one of {_SPLITS}")
         return getattr(self, f"num_{split}")
 
-    def to_json(self) -> Dict[str, object]:
-        """A JSON-serialisable dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, data: Dict[str, object]) -> "MovingShapesSpec":
-        """Inverse of :meth:`to_json`."""
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown MovingShapesSpec keys {sorted(unknown)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-    def fingerprint(self) -> str:
-        """A short stable hash of the spec (names default cache folders)."""
-        return hashlib.sha1(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
 
 
 def default_moving_shapes_dir(spec: MovingShapesSpec = MovingShapesSpec()) -> Path:

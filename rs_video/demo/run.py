@@ -34,6 +34,7 @@ __all__ = [
     "TARGET_SECONDS",
     "prepare_demo_data",
     "run_demo",
+    "train_and_test",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,11 +48,13 @@ class DemoRun:
         name: short name; also the run's sub-folder.
         description: what the network sees.
         config_file: its YAML file, in the demo's config folder (``configs/demo/``).
+        opts: ``KEY VALUE`` overrides of this run (e.g. the single-frame control of the detection demo).
     """
 
     name: str
     description: str
     config_file: str
+    opts: Tuple[str, ...] = ()
 
 
 RUNS: Tuple[DemoRun, ...] = (
@@ -130,11 +133,21 @@ def run_demo(
     spec, root = prepare_demo_data(data)
     setup_seconds = time.perf_counter() - start
 
+    demo_start = time.perf_counter()
+    rows = train_and_test(RUNS, config_dir, output_dir, ["DATA.PATH_TO_DATA_DIR", str(root)], seed, opts)
+    return DemoResult(spec, root, setup_seconds, time.perf_counter() - demo_start, rows)
+
+
+def train_and_test(
+    runs: Sequence[DemoRun], config_dir: Union[str, Path], output_dir: Union[str, Path], data_opts: Sequence[str],
+    seed: Optional[int] = None, opts: Sequence[str] = (),
+) -> List[DemoRow]:
+    """Train and test each of ``runs`` with the engine in a new time-stamped sub-folder of ``output_dir``;
+    ``data_opts`` point the configs at the data, ``opts`` apply last."""
     run_dir = Path(output_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []
-    demo_start = time.perf_counter()
-    for run in RUNS:
-        run_opts = ["DATA.PATH_TO_DATA_DIR", str(root), "OUTPUT_DIR", str(run_dir / run.name)]
+    for run in runs:
+        run_opts = [*data_opts, "OUTPUT_DIR", str(run_dir / run.name), *run.opts]
         if seed is not None:
             run_opts += ["RNG_SEED", str(seed)]
         cfg = load_config(Path(config_dir) / run.config_file, run_opts + list(opts))
@@ -142,4 +155,4 @@ def run_demo(
         run_start = time.perf_counter()
         results = launch(cfg, do_train=True, do_test=True)
         rows.append(DemoRow(run, cfg, results["test"], time.perf_counter() - run_start))
-    return DemoResult(spec, root, setup_seconds, time.perf_counter() - demo_start, rows)
+    return rows

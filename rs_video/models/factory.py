@@ -27,12 +27,15 @@ def create_model(
     out_indices: Sequence[int] = (1, 2, 3, 4),
     **overrides: Any,
 ) -> nn.Module:
-    """Create a video model: ``rs3d_{50..420}``, ``rs3d_*_tf_mg``, ``rs2plus1d_{50..200}``, ``slow/i3d/c2d_r50``.
+    """Create a video model: ``rs3d_{50..420}``, ``rs3d_*_tf_mg``, ``rs2plus1d_{50..200}``, ``slow/i3d/c2d_r50``,
+    and the action detectors ``slow_r50_detection``, ``rs3d_{50..200}_detection``.
 
-    Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval.
+    Input (B, 3, T, H, W), any T, H, W that survive the strides; output logits in train and eval. A
+    detector is called ``model(x, boxes)`` and gives one row per box (sigmoid scores in eval mode).
 
     Args:
-        num_classes: classifier outputs; default the hub config's (``hf-hub:`` weights), else 400.
+        num_classes: classifier outputs; default the hub config's (``hf-hub:`` weights), else the model's (400
+            Kinetics classes, 80 AVA classes).
         pretrained: video weights (native, PyTorchVideo or, for ``*_tf_mg``, a TF Model Garden checkpoint),
             loaded strictly: a path, URL, ``hf-hub:ORG/REPO`` name or hub folder, state dict or
             checkpoint dict (its ``model_state``), or a model (:func:`rs_image.models.resolve_weights`).

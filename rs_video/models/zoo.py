@@ -19,6 +19,12 @@ strided 1x1x1 conv + BN shortcuts, TF 'same' padding (asymmetric where strided),
 
 ``slow_r50`` / ``i3d_r50`` / ``c2d_r50`` are PyTorchVideo's hub architectures expressed with the same core:
 7x7 stem with max-pool, strided 1x1 conv shortcuts, no SE.
+
+``*_detection`` are the action detectors of AVA (docs/detection.md): the backbone with its last stage at
+stride 1 and dilation 2 (feature stride 16, SlowFast's and PyTorchVideo's AVA setting) and the RoI head
+(:class:`rs_image.models.RoIHead`), 80 classes. ``slow_r50_detection`` is PyTorchVideo's hub model of that
+name (``create_resnet_with_roi_head``: ``roi_align`` with ``aligned=False``); ``rs3d_*_detection`` use
+SlowFast's ``DETECTION.ALIGNED`` True.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from __future__ import annotations
 from rs_image.models import IMAGENET_MEAN, IMAGENET_STD, ModelEntry, ModelRegistry, Ops, PretrainedCfg
 from rs_image.models.zoo import STAGE_DEPTHS
 
-__all__ = ["VIDEO_MODELS"]
+__all__ = ["VIDEO_MODELS", "AVA_NUM_CLASSES"]
 
 VIDEO_MODELS = ModelRegistry("video", default_num_classes=400)
 
@@ -177,3 +183,35 @@ VIDEO_MODELS.register(
 VIDEO_MODELS.register(
     ModelEntry("c2d_r50", dict(_PTV_ARCH, temporal_pool_after_layer1=2), _ptv_cfg(71.46, 25.89, 24.33))
 )
+
+
+# AVA detection: last stage stride 1, dilation 2 (feature stride 16), per-box RoI head, 80 AVA classes.
+_DETECTION_ARCH = dict(spatial_strides=(1, 2, 2, 1), spatial_dilations=(1, 1, 1, 2), head_type="roi")
+AVA_NUM_CLASSES = 80
+
+
+def _detection_cfg(cfg: PretrainedCfg, num_frames: int, sampling_rate: int) -> PretrainedCfg:
+    # SlowFast's AVA recipe: short side jittered in [256, 320], 224 crops to train, short side 256 to test.
+    return cfg.replace(
+        num_classes=AVA_NUM_CLASSES, num_frames=num_frames, sampling_rate=sampling_rate,
+        input_size=(3, num_frames, 224, 224), test_input_size=(3, num_frames, 256, 256), test_views=(1, 1),
+        train_crop="jitter", top1=None, top1_source=None, gmacs=None, params_m=None,
+    )
+
+
+VIDEO_MODELS.register(
+    ModelEntry(
+        "slow_r50_detection",
+        dict(_PTV_ARCH, temporal_kernels_a=(1, 1, 3, 3), roi_aligned=False, **_DETECTION_ARCH),
+        _detection_cfg(_ptv_cfg(0.0, 0.0, 0.0), num_frames=4, sampling_rate=16),
+    )
+)
+for _depth in (50, 101, 152, 200):
+    VIDEO_MODELS.register(
+        ModelEntry(
+            name=f"rs3d_{_depth}_detection",
+            arch=dict(_RS3D_ARCH, stage_depths=STAGE_DEPTHS[_depth], roi_aligned=True, **_DETECTION_ARCH),
+            pretrained_cfg=_detection_cfg(_rs_video_cfg(_depth), num_frames=32, sampling_rate=2).replace(
+                input_size=(3, 32, 224, 224), test_input_size=(3, 32, 256, 256)),
+        )
+    )
