@@ -21,7 +21,7 @@ import rs_video.task  # noqa: F401  (registers TASK video)
 from rs_image.engine import load_config, run_test
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_video.data import create_decoder
-from rs_video.inference import Predictor, WindowSpec, extract_features, find_videos
+from rs_video.inference import Predictor, WindowSpec, extract_features, find_videos, pretrained_config
 from rs_video.inference.cli import extract_main, predict_main
 from rs_video.inference.stream import window_transform
 from rs_video.models.labels import load_label_set
@@ -275,3 +275,15 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys):
     assert not list(tmp_path.glob("*.json"))  # nothing half-written
     with pytest.raises(Exception):
         find_videos(str(tmp_path / "missing_dir"))
+
+
+def test_registered_kinetics_model_brings_its_input_settings_and_400_names(tmp_path):
+    cfg = pretrained_config("slow_r50")
+    assert (cfg.DATA.NUM_FRAMES, cfg.DATA.SAMPLING_RATE, cfg.DATA.TEST_CROP_SIZE, cfg.MODEL.NUM_CLASSES) == (8, 8, 256, 400)
+    assert (cfg.TEST.NUM_ENSEMBLE_VIEWS, cfg.TEST.NUM_SPATIAL_CROPS) == (10, 3) and list(cfg.DATA.MEAN) == [0.45] * 3
+    tiny = ["MODEL.OVERRIDES", "{'stage_widths': (8, 16, 32, 64), 'stage_depths': (1, 1, 1, 1), 'stem_width': 8}",
+            "DEVICE", "cpu"]
+    weights = tmp_path / "slow_tiny.pth"  # a state dict without names, as the hub files are
+    torch.save(rs_video.task.VideoTask().create_model(pretrained_config("slow_r50", tiny)).state_dict(), weights)
+    predictor = Predictor.from_pretrained("slow_r50", str(weights), tiny)
+    assert predictor.class_names == load_label_set("kinetics400")
