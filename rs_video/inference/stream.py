@@ -91,7 +91,8 @@ class WindowStream(IterableDataset):
     """Batches of window clips of ``videos`` (module docstring).
 
     Items (``batch_size=None`` in the DataLoader) are dicts: ``video`` uint8 (B, C, T, H, W) or None,
-    ``video_index``, ``window_index``, ``crop_index`` (B,) (-1 in padding rows), and ``finished``: the
+    ``video_index``, ``window_index``, ``crop_index``, ``num_windows`` (of the row's video) (B,) (-1 in
+    padding rows), and ``finished``: the
     :class:`VideoWindows` of videos whose last row is in this batch or an earlier one (or that failed).
 
     Args:
@@ -131,30 +132,30 @@ class WindowStream(IterableDataset):
                     for crop in range(self.transform.num_crops):
                         yield self.transform.finalize(frames, crop, frame_positions=rows), first + offset, crop
 
-    def _batch(self, rows: List[Tuple[torch.Tensor, int, int, int]], finished: List[VideoWindows],
+    def _batch(self, rows: List[Tuple[torch.Tensor, int, int, int, int]], finished: List[VideoWindows],
                pad: bool) -> Dict[str, Any]:
-        meta = torch.tensor([[v, w, c] for _, v, w, c in rows], dtype=torch.long).reshape(-1, 3)
+        meta = torch.tensor([row[1:] for row in rows], dtype=torch.long).reshape(-1, 4)
         video = None
         if rows:
-            clips = [{"video": clip} for clip, _, _, _ in rows]
+            clips = [{"video": row[0]} for row in rows]
             if pad and len(rows) < self.batch_size:
                 zero = torch.zeros_like(rows[0][0])
                 clips += [{"video": zero}] * (self.batch_size - len(rows))
-                meta = torch.cat([meta, torch.full((self.batch_size - len(rows), 3), -1, dtype=torch.long)])
+                meta = torch.cat([meta, torch.full((self.batch_size - len(rows), 4), -1, dtype=torch.long)])
             video = collate_clips(clips)["video"]
         return {"video": video, "video_index": meta[:, 0], "window_index": meta[:, 1], "crop_index": meta[:, 2],
-                "finished": list(finished)}
+                "num_windows": meta[:, 3], "finished": list(finished)}
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
         worker = get_worker_info()
         mine = self.videos if worker is None else self.videos[worker.id::worker.num_workers]
-        pending: List[Tuple[torch.Tensor, int, int, int]] = []
+        pending: List[Tuple[torch.Tensor, int, int, int, int]] = []
         finished: List[VideoWindows] = []
         for index, path in mine:
             info = VideoWindows(index, path)
             try:
                 for clip, window, crop in self._video_rows(index, path, info):
-                    pending.append((clip, index, window, crop))
+                    pending.append((clip, index, window, crop, info.num_windows))
                     if len(pending) == self.batch_size:
                         yield self._batch(pending, finished, pad=False)
                         pending, finished = [], []
@@ -209,22 +210,14 @@ def run_windows(stream: WindowStream, model_fn: Callable[[torch.Tensor], torch.T
                     out = model_fn(x)
                 out = (view_scores(out, scores) if scores else out.float()).cpu()
                 for row in torch.nonzero(real).flatten().tolist():
-                    v, w, c = (int(batch[k][row]) for k in ("video_index", "window_index", "crop_index"))
+                    v, w, c, n = (int(batch[k][row]) for k in ("video_index", "window_index", "crop_index",
+                                                                "num_windows"))
                     if v not in buffers:
-                        buffers[v] = torch.zeros(0)
-                    if buffers[v].numel() == 0:
-                        # the window count is only known once the video's info arrives: grow as needed
-                        buffers[v] = torch.zeros(w + 1, crops, out.shape[1])
-                    elif buffers[v].shape[0] <= w:
-                        grown = torch.zeros(max(w + 1, 2 * buffers[v].shape[0]), crops, out.shape[1])
-                        grown[: buffers[v].shape[0]] = buffers[v]
-                        buffers[v] = grown
+                        buffers[v] = torch.zeros(n, crops, out.shape[1])
                     buffers[v][w, c] = out[row]
                     counts[v] = counts.get(v, 0) + 1
             for info in batch["finished"]:
                 infos[info.index] = info
-                if not info.failure and info.index in buffers:
-                    buffers[info.index] = buffers[info.index][: info.num_windows]
             for index in list(infos):
                 maybe_done(index)
             if on_batch is not None:
