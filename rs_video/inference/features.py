@@ -19,7 +19,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field

@@ -30,7 +30,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import yaml
-from torch import nn
 
 from rs_image.engine import distributed as du
 from rs_image.engine.config import CfgNode, ConfigError, get_cfg, load_config, merge_config_dict, merge_config_list, validate_cfg

@@ -13,10 +13,11 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import torch
 
+from rs_image.engine.logger import plotting_available
 from rs_image.errors import UserError
 from rs_image.fileio import atomic_path, atomic_write
 from rs_video.data import create_decoder
@@ -108,10 +109,7 @@ def write_timeline(timeline: Timeline, out_dir: str, topk: int = 5, plot_classes
         json.dump({"path": timeline.path, "fps": timeline.rate, "num_frames": timeline.spec.num_frames,
                    "sampling_rate": timeline.spec.sampling_rate, "stride": timeline.spec.step,
                    "windows": rows}, f, indent=1)
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        logger.info("matplotlib is not installed: no timeline figure (pip install 'rs-video[plot]')")
+    if not plotting_available():  # it says so once
         return paths
     from rs_image.report.figure import new_figure, save_png
 
@@ -138,7 +136,7 @@ def annotate_video(timeline: Timeline, out_path: str, topk: int = 3) -> str:
     before it."""
     import av
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import ImageDraw
 
     native_starts = [timeline.spec.native_frames(s, timeline.num_video_frames, timeline.video_fps)[0]
                      for s in timeline.starts]
