@@ -16,10 +16,12 @@ A checkpoint is a dict of tensors and plain Python values, written atomically wi
 Keys: ``model_state``, ``ema_state`` / ``ema_num_updates`` (when EMA is on), ``optimizer_state``,
 ``scheduler_state``, ``scaler_state``, ``epoch`` (the epoch to run next, 0-based), ``step_in_epoch``
 (optimizer steps already done in that epoch), ``global_step``, ``rng_states`` (one entry per rank),
-``sampler`` (seed, epoch, world size, batch size of the data order), ``cfg`` (the resolved YAML), and
-``format_version``; ``nonfinite_streak`` (non-finite steps skipped in a row) and, with several processes
-inside an epoch, ``rank_bn_buffers`` (every rank's own BN running statistics, raw and EMA, which
-``model_state`` holds averaged) so that a mid-epoch resume continues every rank where it stopped.
+``sampler`` (seed, epoch, world size, batch size of the data order), ``cfg`` (the resolved YAML),
+``class_names`` (the ``MODEL.NUM_CLASSES`` class names in output order, from the training set's class list;
+the index as a string where it has none), and ``format_version``; ``nonfinite_streak`` (non-finite steps
+skipped in a row) and, with several processes inside an epoch, ``rank_bn_buffers`` (every rank's own BN
+running statistics, raw and EMA, which ``model_state`` holds averaged) so that a mid-epoch resume continues
+every rank where it stopped.
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from rs_image.errors import TooManyFailuresError
+from rs_image.models import WeightsError, resolve_weights
 from rs_image.recipe import set_bn_momentum
 from rs_image.report.confusion import confusion_figure, most_confused_pairs
 from rs_image.report.figure import save_png
@@ -31,7 +33,7 @@ from .logger import MetricWriter, plotting_available, setup_logging
 from .tasks import Task, get_task
 from .runtime import autocast_context, build_eval_loader, configure_determinism, seed_everything
 
-__all__ = ["run_test", "resolve_test_weights"]
+__all__ = ["run_test", "resolve_test_weights", "build_test_model", "score_test_views"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,65 @@ def resolve_test_weights(cfg: CfgNode) -> str:
             "readable checkpoint"
         )
     return path
+
+
+def build_test_model(cfg: CfgNode, task: Task, weights: str, device: torch.device
+                     ) -> Tuple[nn.Module, Optional[torch.memory_format]]:
+    """The model the test scores: ``task.create_model(cfg)`` with ``weights`` loaded as for testing (EMA with
+    ``TEST.USE_EMA``), in eval mode on ``device``, and the input memory format (``MODEL.CHANNELS_LAST``).
+    :func:`run_test` and the video predictor (``rs_video.inference``) both build their model here."""
+    model = task.create_model(cfg)
+    set_bn_momentum(model, cfg.BN.MOMENTUM)
+    _check_classifier(model, weights, cfg.TEST.USE_EMA, cfg.MODEL.NUM_CLASSES)
+    task.load_weights_for_test(model, weights, prefer_ema=cfg.TEST.USE_EMA)
+    model.to(device).eval()
+    memory_format = task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
+    if memory_format is not None:
+        model.to(memory_format=memory_format)
+    return model, memory_format
+
+
+def _check_classifier(model: nn.Module, weights: str, prefer_ema: bool, num_classes: int) -> None:
+    """Raise :class:`WeightsError` when the weights' classifier has another number of classes than the model:
+    loading would drop it for a fresh one (right for fine-tuning, a wrong answer for testing)."""
+    prefix = getattr(model, "pretrained_cfg", {}).get("classifier", "head.fc") + "."
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(prefix)}
+    if not own:
+        return
+    resolved = resolve_weights(weights, prefer_ema=prefer_ema)
+    for key, value in own.items():
+        theirs = resolved.state_dict.get(key)
+        if theirs is not None and tuple(theirs.shape) != tuple(value.shape):
+            raise WeightsError(
+                f"{resolved.describe()}: the classifier {key} has shape {tuple(theirs.shape)} "
+                f"({theirs.shape[0]} classes), the model {tuple(value.shape)} (MODEL.NUM_CLASSES {num_classes}); "
+                "these weights are for another class count or architecture"
+            )
+
+
+@torch.no_grad()
+def score_test_views(model: nn.Module, loader: Iterable[Dict[str, Any]], aggregator: MultiViewAggregator,
+                     cfg: CfgNode, task: Task, device: torch.device,
+                     memory_format: Optional[torch.memory_format] = None, progress: bool = False) -> torch.Tensor:
+    """Score every view of ``loader`` (items of a test-mode data set) with ``model`` and fold them into
+    ``aggregator``: the task's input preparation, ``TRAIN.MIXED_PRECISION`` autocast and the
+    ``TEST.ENSEMBLE_SCORES`` of each view (sigmoid probabilities with ``DATA.MULTI_LABEL``). The loop of
+    :func:`run_test`, shared with the video predictor. Returns this process's count of samples read by a
+    fallback decoder (a float64 tensor on ``device``)."""
+    autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
+    multi_label = bool(cfg.DATA.MULTI_LABEL)
+    fallback_reads = torch.zeros(1, dtype=torch.float64, device=device)
+    for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
+        x = task.prepare_input(batch, cfg, device, memory_format)
+        labels = torch.as_tensor(batch["label"])
+        if "fallback_reads" in batch:
+            fallback_reads += int(torch.as_tensor(batch["fallback_reads"]).sum())
+        bad = failed_mask(batch, labels.shape[0])
+        with autocast:
+            logits = model(x)
+        scores = view_scores(logits, cfg.TEST.ENSEMBLE_SCORES, multi_label=multi_label)
+        aggregator.update(scores, labels, batch[task.index_key], batch.get("view_index"), bad)
+    return fallback_reads
 
 
 @torch.no_grad()
@@ -85,14 +146,8 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     seed_everything(cfg.RNG_SEED)
     device = dist.device
 
-    model = task.create_model(cfg)
-    set_bn_momentum(model, cfg.BN.MOMENTUM)
     weights = resolve_test_weights(cfg)
-    task.load_weights_for_test(model, weights, prefer_ema=cfg.TEST.USE_EMA)
-    model.to(device).eval()
-    memory_format = task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
-    if memory_format is not None:
-        model.to(memory_format=memory_format)
+    model, memory_format = build_test_model(cfg, task, weights, device)
     logger.info("testing %s weights %s%s", cfg.MODEL.NAME, weights, " (EMA if present)" if cfg.TEST.USE_EMA else "")
 
     dataset = task.build_dataset(cfg, "test")
@@ -102,19 +157,8 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
     multi_label = bool(cfg.DATA.MULTI_LABEL)
     aggregator = MultiViewAggregator(num_samples, cfg.MODEL.NUM_CLASSES, cfg.TEST.ENSEMBLE_METHOD,
                                      cfg.TEST.ENSEMBLE_SCORES, multi_label=multi_label)
-    autocast = autocast_context(cfg.TRAIN.MIXED_PRECISION, device)
-    progress = dist.is_main and cfg.PROGRESS_BAR
-    fallback_reads = torch.zeros(1, dtype=torch.float64, device=device)  # samples read by a fallback decoder
-    for batch in tqdm(loader, desc="test", disable=not progress, dynamic_ncols=True, unit="batch"):
-        x = task.prepare_input(batch, cfg, device, memory_format)
-        labels = torch.as_tensor(batch["label"])
-        if "fallback_reads" in batch:
-            fallback_reads += int(torch.as_tensor(batch["fallback_reads"]).sum())
-        bad = failed_mask(batch, labels.shape[0])
-        with autocast:
-            logits = model(x)
-        scores = view_scores(logits, cfg.TEST.ENSEMBLE_SCORES, multi_label=multi_label)
-        aggregator.update(scores, labels, batch[task.index_key], batch.get("view_index"), bad)
+    fallback_reads = score_test_views(model, loader, aggregator, cfg, task, device, memory_format,
+                                      progress=dist.is_main and cfg.PROGRESS_BAR)
     aggregator.synchronize()
     summary = aggregator.summarize(views_per_sample=views,
                                    class_names=task.class_names(dataset, cfg.MODEL.NUM_CLASSES))

@@ -388,6 +388,8 @@ class Trainer:
                 "consumed_batches": step_in_epoch * self.accum_steps,
             },
             "cfg": self.cfg.dump(),
+            # The classifier's outputs by name, so that the weights can be used without the data set.
+            "class_names": self.task.class_names(self.train_set, self.cfg.MODEL.NUM_CLASSES),
         }
         if self.ema is not None:
             state["ema_state"] = self.ema.module.state_dict()

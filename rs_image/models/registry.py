@@ -64,6 +64,8 @@ class PretrainedCfg:
         params_m: published parameter count (millions, ``num_classes`` of the registry).
         gmacs: published multiply-adds (G) of one view at ``test_input_size``.
         paper: the paper of the architecture or recipe (arXiv id).
+        label_set: the class list the released weights' outputs follow, by name (e.g. ``"kinetics400"``,
+            shipped as package data by the family that registers the model).
     """
 
     architecture: str = ""
@@ -96,6 +98,8 @@ class PretrainedCfg:
     params_m: Optional[float] = None
     gmacs: Optional[float] = None
     paper: Optional[str] = None
+    # Classes
+    label_set: Optional[str] = None
 
     def replace(self, **changes: Any) -> "PretrainedCfg":
         """A copy with ``changes``; an unknown field raises a ``TypeError`` naming it."""

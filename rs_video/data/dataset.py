@@ -418,26 +418,30 @@ class SplitInputs(NamedTuple):
     transform: ClipTransform
 
 
-def build_split_inputs(cfg, split: str) -> SplitInputs:
+def build_split_inputs(cfg, split: str, read_annotations: bool = True) -> SplitInputs:
     """The annotations, clip sampler and clip transform of ``split`` from the config (docs/data.md).
 
     Every video data set builder starts here, so that all of them read the same videos and make the same
     clips (:func:`build_video_dataset`; the PyTorchVideo comparison in ``rs_video.benchmark``).
+    ``read_annotations`` False leaves the annotation files unread (empty annotations).
     """
     if split not in MODES:
         raise ValueError(f"split must be one of {MODES}, got {split!r}")
     data = cfg.DATA
-    annotations = load_annotations(cfg, split)  # the reader of DATA.DATASET (rs_video.data.sources)
+    # the reader of DATA.DATASET (rs_video.data.sources)
+    annotations = load_annotations(cfg, split) if read_annotations else SplitAnnotations([])
     sampler = ClipSampler(data.NUM_FRAMES, data.SAMPLING_RATE, data.TARGET_FPS, data.SHORT_CLIP_POLICY,
                           data.SAMPLING_MODE)
     return SplitInputs(annotations, sampler, build_clip_transform(cfg, split))
 
 
-def build_video_dataset(cfg, split: str) -> VideoDataset:
+def build_video_dataset(cfg, split: str, annotations: Optional[SplitAnnotations] = None) -> VideoDataset:
     """Our loader's data set for ``split`` ("train", "val" or "test") from the config contract (docs/data.md).
 
     It is ``DATA.BACKEND: native``; the video task builds ``pytorchvideo``, the comparison backend, with
-    ``rs_video.benchmark.build_pytorchvideo_dataset`` (this package never imports it).
+    ``rs_video.benchmark.build_pytorchvideo_dataset`` (this package never imports it). ``annotations``
+    replaces the split's annotation files (the video predictor passes the videos it was given, so that its
+    views are the test tool's).
     """
     data = cfg.DATA
     if data.BACKEND != "native":
@@ -445,7 +449,8 @@ def build_video_dataset(cfg, split: str) -> VideoDataset:
             f"build_video_dataset builds DATA.BACKEND 'native', got {data.BACKEND!r} "
             "(DATA.BACKEND 'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset)"
         )
-    annotations, sampler, transform = build_split_inputs(cfg, split)
+    listed, sampler, transform = build_split_inputs(cfg, split, read_annotations=annotations is None)
+    annotations = annotations if annotations is not None else listed
     return VideoDataset(
         annotations.records, split, sampler, transform, create_decoder(data.DECODER, int(data.DECODER_THREADS)),
         num_ensemble_views=int(cfg.TEST.NUM_ENSEMBLE_VIEWS) if split == "test" else 1,

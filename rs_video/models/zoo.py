@@ -108,7 +108,7 @@ for _depth in (50, 101, 152, 200):
             name=f"rs3d_{_depth}_tf_mg",
             arch=dict(_RS3D_TF_MG_ARCH, stage_depths=STAGE_DEPTHS[_depth]),
             pretrained_cfg=_rs_video_cfg(_depth).replace(
-                mean=_MG_MEAN, std=_MG_STD, inflate_from=None,
+                mean=_MG_MEAN, std=_MG_STD, inflate_from=None, label_set="kinetics400",
                 top1_source="TF Model Garden R3D-RS (this network, trained by the Model Garden)",
             ),
         )
@@ -162,6 +162,7 @@ def _ptv_cfg(top1: float, gmacs: float, params_m: float) -> PretrainedCfg:
         top1_source="PyTorchVideo model zoo (8x8, 10x3 views)",
         gmacs=gmacs,  # the zoo's "GFLOPs" are fvcore multiply-adds
         params_m=params_m,
+        label_set="kinetics400",  # the hub checkpoints' 400 outputs, in the sorted official class order
     )
 
 
