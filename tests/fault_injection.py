@@ -14,9 +14,11 @@ import contextlib
 import errno
 import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -36,6 +38,22 @@ class SignalAt(Hook):
     def after_step(self, trainer: Any, epoch: int, step: int) -> None:
         if trainer.global_step == self.step and (self.ranks is None or trainer.dist.rank in self.ranks):
             os.kill(os.getpid(), self.sig)
+
+
+def signal_when(cmd: List[str], ready: Callable[[], bool], sig: int, env: Dict[str, str]) -> Tuple[int, str]:
+    """Start a run, send it ``sig`` from outside as soon as ``ready()``, wait for its end: (exit status, stderr).
+    For faults that come from outside the process (a scheduler's SIGTERM); a fault at an exact step is
+    :class:`SignalAt` instead."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not ready() and proc.poll() is None:
+            time.sleep(0.005)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err
 
 
 class _FillingFile:

@@ -25,11 +25,10 @@ from rs_image.engine import Preempted, PREEMPTED_EXIT_CODE, NonFiniteLossError, 
 from rs_image.engine import checkpoint as checkpoint_module
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.hooks import Hook
-from tests.fault_injection import SignalAt, disk_full_on_write
+from tests.fault_injection import SignalAt, disk_full_on_write, signal_when
 from tests.test_engine_accumulation import _max_diff as max_float_diff
 from tests.test_engine_accumulation import _state
 from tests.test_engine_resume import _env as resume_env
-from tests.test_engine_resume import signal_when
 from tests.test_engine_train import TINY_ARCH, TensorImageTask, _free_port, tiny_opts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -327,7 +326,8 @@ def test_sigterm_mid_epoch_with_the_shipped_defaults_saves_the_step_and_resumes_
     out = tmp_path / "preempted"
     # SIGTERM from outside once epoch 2 has begun (no step checkpoints: the shipped defaults).
     returncode, err = signal_when(train_net + _video_opts(videos, out),
-                                  lambda: any(r["epoch"] == 2 for r in _train_records(out)), signal.SIGTERM)
+                                  lambda: any(r["epoch"] == 2 for r in _train_records(out)), signal.SIGTERM,
+                                  env=_env())
     assert returncode == PREEMPTED_EXIT_CODE, err[-3000:]
     state = load_checkpoint(out / "checkpoints" / "last.pyth")
     assert state["epoch"] == 1 and 0 < state["step_in_epoch"] <= 8

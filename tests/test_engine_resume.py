@@ -2,8 +2,8 @@
 
 Every run is ``tools/train_net.py`` in a subprocess with a shipped config (Kinetics: uint8 clips, bf16,
 persistent workers; ImageNet: RandAugment, bf16, persistent workers) shrunk to a tiny model, 2 loader
-workers, and a checkpoint every 3 steps. A run killed with SIGKILL mid-epoch, or right after an epoch
-checkpoint, and resumed must end with the very weights, EMA and optimizer state of the uninterrupted run;
+workers, and a checkpoint every 3 steps. A run killed with SIGKILL mid-epoch right after a step checkpoint,
+or after an epoch checkpoint (both at a fixed step, from inside the run), and resumed must end with the very weights, EMA and optimizer state of the uninterrupted run;
 so must a run with 1 worker instead of 2.
 """
 
@@ -14,9 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Dict, List
 
 import pytest
 import torch
@@ -70,24 +69,13 @@ def _run(cmd: List[str]) -> subprocess.CompletedProcess:
     return done
 
 
-def signal_when(cmd: List[str], ready: Callable[[], bool], sig: int = signal.SIGKILL) -> Tuple[int, str]:
-    """Start a run, send it ``sig`` as soon as ``ready()``, wait for its end: (exit status, stderr)."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        while not ready() and proc.poll() is None:
-            time.sleep(0.005)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    return proc.returncode, err
-
-
-def _kill_when(cmd: List[str], marker: Path) -> None:
-    """Start a run and SIGKILL it as soon as ``marker`` exists."""
-    returncode, err = signal_when(cmd, marker.exists)
-    assert returncode == -signal.SIGKILL, f"the run ended before it could be killed: {err[-2000:]}"
+def _killed_after_step(data_opts: List[str], out: Path, step: int) -> None:
+    """Run the training and SIGKILL it right after the hooks of global step ``step`` (the checkpoint of that
+    step included), from inside the run (tests/fault_injection.py): the same point on every machine, at any load."""
+    cmd = [sys.executable, str(ROOT / "tests" / "fault_injection.py"), *_cmd(data_opts, out)[2:]]
+    env = dict(_env(), RS_FAULT="KILL", RS_FAULT_STEP=str(step))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {done.stderr[-2000:]}"
 
 
 def _final(out: Path) -> dict:
@@ -121,17 +109,18 @@ def test_sigkill_resume_and_worker_count_are_exact(task, tmp_path):
     reference = _final(tmp_path / "reference")
     assert sum(r for r in _epoch_failed_reads(tmp_path / "reference")) > 0  # the broken files were hit
 
-    # Killed mid-epoch: the first step checkpoint (epoch 1, step 3).
+    # Killed mid-epoch, right after the first step checkpoint (epoch 1, step 3).
     mid = tmp_path / "killed_mid_epoch"
-    _kill_when(_cmd(data_opts, mid), mid / "checkpoints" / "last.pyth")
+    _killed_after_step(data_opts, mid, 3)
     state = _final(mid)
     assert (state["epoch"], state["step_in_epoch"]) == (0, 3)
     _run(_cmd(data_opts, mid))
     _assert_same_training(reference, _final(mid), "resumed mid-epoch")
 
-    # Killed right after the checkpoint of epoch 1 (validation runs next, so nothing newer exists yet).
+    # Killed in epoch 2 after its first step, before its first step checkpoint: the newest checkpoint is the
+    # one of epoch 1 (7 steps per epoch).
     boundary = tmp_path / "killed_after_epoch"
-    _kill_when(_cmd(data_opts, boundary), boundary / "checkpoints" / "checkpoint_epoch_00001.pyth")
+    _killed_after_step(data_opts, boundary, 8)
     state = _final(boundary)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 0)
     _run(_cmd(data_opts, boundary))
