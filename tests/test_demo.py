@@ -35,7 +35,7 @@ def test_demo_trains_tests_and_reports_both_runs(tmp_path: Path, capsys) -> None
     assert "[MISSED] rs3d held-out top-1" in out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(("rs3d ", "2d "))}
     assert set(rows) == {"rs3d", "2d"}
-    assert "8x4 frames, 56px" in rows["rs3d"] and "1 frame, 56px" in rows["2d"]
+    assert "8x4 frames, 48px" in rows["rs3d"] and "1 frame, 48px" in rows["2d"]
     (run_dir,) = (tmp_path / "runs").iterdir()
     for name in ("rs3d", "2d"):
         with open(run_dir / name / "test_predictions.csv") as f:
@@ -48,10 +48,10 @@ def test_targets_hold_exactly_at_their_bounds() -> None:
         rows = [DemoRow(RUNS[0], None, {"top1": top1_3d}, 1.0), DemoRow(RUNS[1], None, {"top1": top1_2d}, 1.0)]
         return DemoResult(MovingShapesSpec(), Path("data"), 0.0, seconds, rows)
 
-    assert [ok for _, ok in result(90.0, 27.5, 600.0).checks()] == [True, True, True]
-    assert [ok for _, ok in result(89.9, 27.6, 600.5).checks()] == [False, False, False]
-    assert [text for text, _ in result(94.4, 16.2, 369.0).checks()] == [
+    assert [ok for _, ok in result(90.0, 27.5, 180.0).checks()] == [True, True, True]
+    assert [ok for _, ok in result(89.9, 27.6, 180.5).checks()] == [False, False, False]
+    assert [text for text, _ in result(94.4, 16.2, 169.0).checks()] == [
         "rs3d held-out top-1 94.4% >= 90%",
         "single-frame control 16.2% <= chance + 15 = 27.5%",
-        "demo time 369 s <= 600 s",
+        "demo time 169 s <= 180 s",
     ]

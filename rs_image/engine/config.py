@@ -86,6 +86,9 @@ _C.RNG_SEED = 1
 _C.DEVICE = "auto"
 # torch.use_deterministic_algorithms(True) and no cuDNN autotuning.
 _C.DETERMINISTIC = False
+# Intra-op CPU threads of each process (torch.set_num_threads); 0 leaves them as they are (PyTorch's default:
+# one per core). On a small CPU, 1 leaves a core to the loader workers: faster for tiny networks (the demo's control).
+_C.CPU_THREADS = 0
 # Log training metrics every LOG_PERIOD optimizer steps (JSON lines, TensorBoard, text log).
 _C.LOG_PERIOD = 10
 # tqdm progress bar with rate and ETA on rank 0.
@@ -305,6 +308,7 @@ _CHOICES: Dict[str, Tuple[str, ...]] = {
 }
 
 RULES: List[Rule] = [
+    Rule("CPU_THREADS", lambda v, c: v >= 0, ">= 0"),
     Rule("TRAIN.BATCH_SIZE", lambda v, c: v > 0, "> 0"),
     Rule("TRAIN.GRAD_ACCUM_STEPS", lambda v, c: v >= 1, ">= 1"),
     Rule("TEST.BATCH_SIZE", lambda v, c: v > 0, "> 0"),

@@ -31,7 +31,7 @@ from .evaluator import (
 )
 from .logger import MetricWriter, plotting_available, setup_logging
 from .tasks import Task, get_task
-from .runtime import autocast_context, build_eval_loader, configure_determinism, seed_everything
+from .runtime import autocast_context, build_eval_loader, configure_cpu_threads, configure_determinism, seed_everything
 
 __all__ = ["run_test", "resolve_test_weights", "build_test_model", "score_test_views"]
 
@@ -142,6 +142,7 @@ def run_test(cfg: CfgNode, task: Optional[Task] = None) -> MultiViewSummary:
         return own
     dist = du.init_distributed(cfg.DEVICE)
     setup_logging(cfg.OUTPUT_DIR, dist.rank, task.logger_names)
+    configure_cpu_threads(cfg.CPU_THREADS)
     configure_determinism(cfg.DETERMINISTIC)
     seed_everything(cfg.RNG_SEED)
     device = dist.device

@@ -21,6 +21,7 @@ from .samplers import ShardedEvalSampler
 
 __all__ = [
     "seed_everything",
+    "configure_cpu_threads",
     "configure_determinism",
     "autocast_context",
     "preserve_rng",
@@ -34,6 +35,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def configure_cpu_threads(threads: int) -> None:
+    """``CPU_THREADS``: that many intra-op threads; 0 leaves the process's setting as it is."""
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def configure_determinism(deterministic: bool) -> None:

@@ -81,7 +81,8 @@ from .config import CfgNode, require_keys, save_config
 from .hooks import Checkpointer, Hook, MetricLogger, PreciseBN, TrainingCurves, Validator
 from .logger import MetricWriter, setup_logging
 from .preemption import Preempted, StopSignals, requeue_slurm_job, stop_signals
-from .runtime import autocast_context, build_eval_loader, configure_determinism, loader_kwargs, seed_everything
+from .runtime import (autocast_context, build_eval_loader, configure_cpu_threads, configure_determinism, loader_kwargs,
+                      seed_everything)
 from .samplers import ResumableDistributedSampler
 from .tasks import Task, get_task
 
@@ -200,7 +201,8 @@ class Trainer:
         if self.is_main:
             save_config(cfg, self.output_dir / "config.yaml")
             remove_stale_temporaries(self.ckpt_dir)
-        configure_determinism(cfg.DETERMINISTIC)
+        configure_cpu_threads(cfg.CPU_THREADS)
+    configure_determinism(cfg.DETERMINISTIC)
         seed_everything(cfg.RNG_SEED)  # the same initial weights on every rank
 
     def build_train_loader(self, seed: int, epoch: int = 0) -> DataLoader:
