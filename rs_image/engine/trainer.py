@@ -202,7 +202,7 @@ class Trainer:
             save_config(cfg, self.output_dir / "config.yaml")
             remove_stale_temporaries(self.ckpt_dir)
         configure_cpu_threads(cfg.CPU_THREADS)
-    configure_determinism(cfg.DETERMINISTIC)
+        configure_determinism(cfg.DETERMINISTIC)
         seed_everything(cfg.RNG_SEED)  # the same initial weights on every rank
 
     def build_train_loader(self, seed: int, epoch: int = 0) -> DataLoader:
