@@ -1,5 +1,6 @@
 """Shared test helpers. Tests run on the CPU with small inputs and data they make themselves."""
 
+import logging
 import os
 import sys
 
@@ -14,6 +15,24 @@ if ROOT not in sys.path:
 import rs_video.task  # noqa: E402,F401  (registers TASK video and its config keys, as the tools do)
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+_LIBRARY_LOGGERS = ("rs_image", "rs_video")
+
+
+@pytest.fixture(autouse=True)
+def _library_logging_restored():
+    """In-process runs call ``setup_logging`` (rank 1 sets WARNING, handlers to a tmp dir); undo it after
+    each test so that a later test's ``caplog`` sees the library's INFO messages whatever ran before."""
+    loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    yield
+    for lg, level, handlers, propagate in saved:
+        for h in lg.handlers:
+            if h not in handlers:
+                h.close()
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -238,7 +238,19 @@ def test_video_keys_and_rules_come_from_the_video_task():
         load_config(None, ["DATA.DECODER", "ffmpeg"])
 
 
-def test_an_extension_adds_keys_choices_and_rules():
+@pytest.fixture
+def config_registry_restored(monkeypatch):
+    """An extension changes the process-wide defaults; later tests (and the checkpoints they write and other
+    processes read) must not carry this test's keys."""
+    from rs_image.engine import config
+
+    monkeypatch.setattr(config, "_C", config._C.clone())
+    monkeypatch.setattr(config, "_EXTENSIONS", dict(config._EXTENSIONS))
+    monkeypatch.setattr(config, "_CHOICES", dict(config._CHOICES))
+    monkeypatch.setattr(config, "RULES", list(config.RULES))
+
+
+def test_an_extension_adds_keys_choices_and_rules(config_registry_restored):
     def add(cfg):
         cfg.POSE = type(cfg)()
         cfg.POSE.NUM_KEYPOINTS = 17

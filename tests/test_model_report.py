@@ -13,6 +13,7 @@ import pytest
 import torch
 from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 
+from rs_image.errors import UserError
 from rs_image.models import Ops, ResNetRS
 from rs_image.report import catalog as report_catalog
 from rs_image.report import counts, plot, tables, throughput, zoo_page
@@ -200,6 +201,11 @@ def test_cli_rejects_unknown_models(catalog):
         catalog.resolve(["@nope"])
     with pytest.raises(ValueError, match="CLIPSxCROPS"):
         report_catalog.parse_views("10by3")
+    # the action detectors are registered models, but their forward needs boxes: refused by name, not listed
+    with pytest.raises(UserError, match="slow_r50_detection is an action detector"):
+        catalog.resolve(["slow_r50_detection"])
+    video = catalog.resolve(["@video"])
+    assert "rs3d_50" in {s.name for s in video} and not any(s.name.endswith("_detection") for s in video)
 
 
 def test_overrides_and_groups(catalog):

@@ -34,6 +34,7 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=Futur
 import torch  # noqa: E402
 
 import rs_video  # noqa: E402
+from rs_image.engine.launch import run_cli  # noqa: E402
 from rs_image.report import catalog, counts, plot, tables, throughput, zoo_page  # noqa: E402
 from rs_video.models import VIDEO_MODELS  # noqa: E402
 
@@ -180,4 +181,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main, "model_report"))

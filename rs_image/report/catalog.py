@@ -25,9 +25,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 import torch
 from torch import nn
 
+from rs_image.errors import UserError
 from rs_image.models import IMAGE_MODELS, create_model
 
 __all__ = [
+    "UnknownModelError",
     "ModelSpec",
     "RegistrySource",
     "PyTorchVideoSource",
@@ -40,14 +42,22 @@ __all__ = [
 ]
 
 
+class UnknownModelError(UserError, KeyError):
+    """A model name or ``@group`` that no source knows (the message suggests close names)."""
+
+
+class NotReportableError(UserError, ValueError):
+    """A name the reports cannot count (an action detector) or a malformed option such as ``--views``."""
+
+
 def parse_views(text: str) -> Tuple[int, int]:
     """``"10x3"`` -> ``(10, 3)`` (temporal clips x spatial crops)."""
     try:
         clips, crops = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"views must look like CLIPSxCROPS, e.g. 10x3; got {text!r}") from None
+        raise NotReportableError(f"views must look like CLIPSxCROPS, e.g. 10x3; got {text!r}") from None
     if clips < 1 or crops < 1:
-        raise ValueError(f"views must be positive, got {text!r}")
+        raise NotReportableError(f"views must be positive, got {text!r}")
     return clips, crops
 
 
@@ -161,12 +171,14 @@ class RegistrySource:
         self.task = task
 
     def names(self) -> List[str]:
-        return self.registry.list()
+        """The classifiers: reports count and rank classification models (ImageNet / Kinetics top-1); the
+        action detectors (``head_type='roi'``, a forward that needs boxes) are documented in docs/detection.md."""
+        return [n for n in self.registry.list() if self.registry.get(n).arch.get("head_type") != "roi"]
 
     def variant_names(self) -> List[str]:
         """Every registered variant as ``name.variant`` (the name alone for single-config models)."""
         out = []
-        for name in self.registry.list():
+        for name in self.names():
             variants = sorted(self.registry.get(name).variants, key=_variant_key)
             out.extend([f"{name}.{v}" for v in variants] or [name])
         return out
@@ -176,6 +188,9 @@ class RegistrySource:
 
     def spec(self, name: str) -> ModelSpec:
         entry = self.registry.get(name)
+        if entry.arch.get("head_type") == "roi":
+            raise NotReportableError(f"{name} is an action detector (its forward needs boxes); the reports cover the "
+                             "classification models: see docs/detection.md for the detectors")
         _, variant = self.registry.split_name(name)
         cfg = entry.cfg(variant).to_dict()
         video = self.task == "video"
@@ -352,7 +367,7 @@ class ModelCatalog:
             if name.startswith("@"):
                 groups = groups or self.groups()
                 if name not in groups:
-                    raise KeyError(f"unknown model group {name!r}; groups: {', '.join(groups)}")
+                    raise UnknownModelError(f"unknown model group {name!r}; groups: {', '.join(groups)}")
                 items = groups[name]
             else:
                 items = [name]
@@ -372,7 +387,7 @@ class ModelCatalog:
         known = self._ours() + self._anchors()
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}{hint} (groups: {', '.join(self.groups())})")
+        raise UnknownModelError(f"unknown model {name!r}{hint} (groups: {', '.join(self.groups())})")
 
     def resolve(self, names: Iterable[str]) -> List[ModelSpec]:
         return [self.spec(n) for n in self.expand(names)]
