@@ -117,6 +117,7 @@ def test_no_import_circles():
     ("import rs_image, rs_image.engine, rs_image.report", ("rs_video",)),
     ("import rs_video.data, rs_image.data", ("rs_image.engine", "rs_image.recipe", "fvcore", "rs_video.task")),
 ])
+@pytest.mark.slow
 def test_importing_loads_no_module_of_a_higher_room(statement, forbidden):
     code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.startswith({forbidden!r})))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

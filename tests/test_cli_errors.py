@@ -66,6 +66,7 @@ def test_missing_config_file_and_unknown_model(tmp_path, capsys):
                                       "MODEL.NAME", "rs3d_5O", "TRAIN.EVAL_PERIOD", "0"), capsys, "unknown video model 'rs3d_5O'", "rs3d_50")
 
 
+@pytest.mark.slow
 def test_a_real_cli_run_prints_one_line_and_exits_2(tmp_path):
     write_list(tmp_path / "train.csv", [("missing.mp4", 0)])  # listed, but no video exists
     env = dict(os.environ, PYTHONPATH=str(ROOT))

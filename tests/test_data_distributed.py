@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -62,6 +63,7 @@ def _rank_main(rank: int, world: int, port: int, root: str, out: str) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_count_every_view_once(tmp_path):
     root = list_dataset(tmp_path / "data", splits=("test",), num_videos=3, num_frames=16)
     out = tmp_path / "result.json"

@@ -76,6 +76,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_shim_makes_pytorchvideo_transforms_importable_and_we_never_import_them(root):
     pytest.importorskip("pytorchvideo")
     result = run_python(f"""

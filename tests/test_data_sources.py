@@ -317,6 +317,7 @@ FINE_TUNE = {  # builder, video writer, extra options, (train videos, held-out v
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(FINE_TUNE))
 def test_one_epoch_fine_tune_from_a_kinetics_checkpoint(tmp_path, kinetics_checkpoint, dataset, caplog):
     pytest.importorskip("av")

@@ -8,6 +8,8 @@ import csv
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from rs_video.demo.moving_shapes import MovingShapesSpec, generate_moving_shapes
 from rs_video.demo.run import RUNS, DemoResult, DemoRow
 
@@ -21,6 +23,7 @@ def _demo_module():
     return module
 
 
+@pytest.mark.slow
 def test_demo_trains_tests_and_reports_both_runs(tmp_path: Path, capsys) -> None:
     data = generate_moving_shapes(
         tmp_path / "data", MovingShapesSpec(num_train=16, num_val=8, num_test=8, size=32, num_frames=8, seed=5),

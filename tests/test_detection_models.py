@@ -98,6 +98,7 @@ def test_detection_models_registered():
     assert m.feature_info.reduction()[-1] == 16 and m.pretrained_cfg["num_frames"] == 4
 
 
+@pytest.mark.slow
 def test_pytorchvideo_slow_r50_detection_equivalence(tmp_path):
     """PyTorchVideo's hub ``slow_r50_detection`` (``create_resnet_with_roi_head``) with every weight and BN
     statistic randomised: its state dict loads strictly into ours and both give the same scores (float64)."""

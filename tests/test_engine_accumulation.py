@@ -84,6 +84,7 @@ def _train(out: Path, batch: int, accum: int, frozen_bn: bool = True, *extra: st
     return trainer
 
 
+@pytest.mark.slow
 def test_four_micro_batches_of_two_give_the_update_of_one_batch_of_eight(tmp_path):
     large = _train(tmp_path / "large", 8, 1)
     micro = _train(tmp_path / "micro", 2, 4)
@@ -140,6 +141,7 @@ def _video_opts(data: Path, out: Path, workers: int):
     )
 
 
+@pytest.mark.slow
 def test_several_clips_per_video_and_accumulation_on_real_videos_resume_exactly(tmp_path):
     from tests.videos import list_dataset
 
@@ -197,6 +199,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         du.destroy_distributed()
 
 
+@pytest.mark.slow
 def test_ddp_all_reduces_once_per_optimizer_step_and_matches_the_larger_batch(tmp_path):
     import torch.multiprocessing as mp
 

@@ -102,6 +102,7 @@ def _epoch_failed_reads(out: Path) -> List[int]:
     return [r["failed_reads"] for r in records if r["type"] == "train_epoch"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["video", "image"])
 def test_sigkill_resume_and_worker_count_are_exact(task, tmp_path):
     data_opts = (_video_data if task == "video" else _image_data)(tmp_path / "data")

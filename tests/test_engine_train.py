@@ -289,6 +289,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         du.destroy_distributed()
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_identical_weights(tmp_path):
     import torch.multiprocessing as mp
 

@@ -38,6 +38,7 @@ def _eager(model, x):
     ("resnetrs50", (1, 3, 64, 64), (3, 3, 37, 50)),
     ("rs3d_50", (1, 3, 8, 64, 64), (3, 3, 5, 37, 50)),
 ])
+@pytest.mark.slow
 def test_torch_export_reloads_with_dynamic_batch_time_and_space(tmp_path, name, shape, other):
     m = _tiny(name)
     dynamic = ("batch", "space") + (("time",) if len(shape) == 5 else ())
@@ -58,6 +59,7 @@ def test_torch_export_reloads_with_dynamic_batch_time_and_space(tmp_path, name, 
             program(torch.randn(small))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rs2plus1d_50", "slow_r50", "i3d_r50", "c2d_r50"])
 def test_every_video_family_exports_with_dynamic_dims(tmp_path, name):
     m = _tiny(name)
@@ -73,6 +75,7 @@ def test_every_video_family_exports_with_dynamic_dims(tmp_path, name):
     ("resnetrs50", (2, 3, 64, 64), (3, 3, 41, 35)),
     ("rs3d_50", (2, 3, 8, 64, 64), (3, 3, 5, 41, 35)),
 ])
+@pytest.mark.slow
 def test_onnx_export_runs_in_onnxruntime(tmp_path, name, shape, other):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")
@@ -157,6 +160,7 @@ def test_export_errors_name_the_problem(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_tool_exports_a_checkpoint_with_its_classifier(tmp_path, capsys):
     save_state_dict(_tiny("rs3d_50", num_classes=7), tmp_path / "ckpt.safetensors")
     out = tmp_path / "rs3d.pt2"

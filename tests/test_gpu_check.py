@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
+import pytest
+
 from tools import gpu_check
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +33,7 @@ def run_check(workdir: Path, *args: str) -> Tuple[int, Dict[Tuple[str, str], Dic
     return done.returncode, rows, order, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_prints_every_row_and_exits_0(tmp_path):
     code, rows, order, output = run_check(tmp_path, "--dry-run")
     assert code == 0, output
@@ -63,6 +66,7 @@ def test_dry_run_prints_every_row_and_exits_0(tmp_path):
         assert compiled["status"] == "skip" and "timed on the GPU only" in compiled["detail"]
 
 
+@pytest.mark.slow
 def test_a_failing_and_a_hanging_check_are_fail_rows_with_their_reason(tmp_path):
     code, rows, order, output = run_check(
         tmp_path, "--dry-run", "--only", "bf16_autocast", "image_channels_last_bf16", "torchcodec_cuda_decode",

@@ -21,6 +21,7 @@ from rs_image.models.weights import HubError
 from tests.test_engine_train import ROOT
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
+hf_constants = pytest.importorskip("huggingface_hub.constants")  # lazy: not an attribute until imported
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -60,6 +61,7 @@ def _export(tmp_path: Path, rand_bn) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_export_hub_folder_and_load_it_offline_from_the_cache(tmp_path, rand_bn):
     folder = _export(tmp_path, rand_bn)
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -122,8 +124,8 @@ def test_hub_folder_of_another_architecture_and_uncached_name_offline(tmp_path, 
         rs_video.create_model("i3d_r50", pretrained=str(folder))
     from tools.export import main as export_main
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))
     with pytest.raises(SystemExit) as info:
         export_main(["--model", "rs3d_50", "--weights", "hf-hub:nobody/nothing", "--format", "safetensors"])
     err = capsys.readouterr().err.strip()

@@ -72,6 +72,7 @@ def page_specs(catalog):
 
 
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pinned_references(small_rows):
     slow_test = small_rows[("slow_r50", "train=test")]
     assert slow_test["shape"] == "3x8x256x256"
@@ -165,6 +166,7 @@ def test_writers_parse_back(small_rows, tmp_path):
     assert counts.CONVENTION in md and "not measured here" in md and "Machine: torch" in md
 
 
+@pytest.mark.slow
 def test_cli_json_csv_and_throughput(tmp_path):
     out = tmp_path / "r.json"
     args = ["--models", "resnetrs50", "--size", "64", "--no-cache", "--format", "json", "--output", str(out), "--throughput",
@@ -248,6 +250,7 @@ def test_cache_uses_only_matching_architectures(tmp_path):
         counts.CountsCache(str(tmp_path / "bad.json"))
 
 
+@pytest.mark.slow
 def test_zoo_page_is_current(page_specs):
     video, image = page_specs
     cache = counts.CountsCache(model_report.DEFAULT_CACHE)
@@ -294,6 +297,7 @@ def test_plot(small_rows, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_step_updates_weights_and_inference_does_not():
     built = []
 
@@ -326,6 +330,7 @@ def test_train_step_updates_weights_and_inference_does_not():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_channels_last_3d_and_errors_are_reported():
     built = []
     res = throughput.measure_throughput(lambda: built.append(_tiny(3)) or built[-1], (3, 4, 32, 32),

@@ -42,6 +42,7 @@ def test_param_counts_match_reference(name):
     assert model.pretrained_cfg["params_m"] == REFERENCE_PARAMS_M[name]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,res,gmacs", REFERENCE_GMACS)
 def test_fvcore_macs_match_reference(name, res, gmacs):
     model = rs_image.create_model(name)
@@ -52,6 +53,7 @@ def test_fvcore_macs_match_reference(name, res, gmacs):
     assert macs["total"] >= macs["conv_linear"] + macs["batch_norm"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnetrs50", "resnetrs101"])
 def test_logits_equal_timm(name, timm):
     torch.manual_seed(0)
@@ -79,6 +81,7 @@ def test_timm_mapping_catches_a_broken_branch(timm):
         assert (ours(x) - ref(x)).abs().max().item() > 1e-2
 
 
+@pytest.mark.slow
 def test_pretrained_cfg_and_variants():
     m = rs_image.create_model("resnetrs350.i320")
     cfg = m.pretrained_cfg
@@ -254,6 +257,7 @@ def test_temporal_pool_is_built_by_the_ops():
         rs_image.create_model("resnetrs50", temporal_pool_after_layer1=2)
 
 
+@pytest.mark.slow
 def test_load_native_and_safetensors(tmp_path):
     src = randomize_bn(rs_image.create_model("resnetrs50")).eval()
     x = torch.randn(1, 3, 64, 64)
@@ -269,6 +273,7 @@ def test_load_native_and_safetensors(tmp_path):
     assert torch.equal(f.layer4[0].conv2.weight, src.layer4[0].conv2.weight)
 
 
+@pytest.mark.slow
 def test_load_timm_state_dict_file(tmp_path, caplog, timm):
     x = torch.randn(1, 3, 64, 64)
     ref = randomize_bn(timm.create_model("resnetrs50", pretrained=False)).eval()
@@ -282,6 +287,7 @@ def test_load_timm_state_dict_file(tmp_path, caplog, timm):
     assert torch.equal(m.stem.conv1.weight, ref.conv1[0].weight)
 
 
+@pytest.mark.slow
 def test_bad_pretrained_files(tmp_path):
     with pytest.raises(WeightsError, match="not found"):
         rs_image.create_model("resnetrs50", pretrained=tmp_path / "nope.pth")

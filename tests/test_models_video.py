@@ -27,6 +27,7 @@ def test_families_registered():
     assert {"slow_r50", "i3d_r50", "c2d_r50"} <= set(names)
 
 
+@pytest.mark.slow
 def test_rs3d_50_defaults_follow_model_garden():
     m = rs_video.create_model("rs3d_50")
     assert m.stem.conv1.kernel_size == (5, 3, 3) and m.stem.conv1.stride == (2, 2, 2)
@@ -207,6 +208,7 @@ def test_average_inflated_with_temporal_kernels_1_equals_2d():
     assert _static_clip_check(m, src) <= 1e-4
 
 
+@pytest.mark.slow
 def test_identity_inflated_rs2plus1d_equals_2d():
     src = _rs50_2d(num_classes=400)
     # Temporal convs start as the identity; the stem's 5-tap temporal kernel is centre-inflated.
@@ -227,6 +229,7 @@ def test_inflation_without_equivalence_setup_differs():
     assert _static_clip_check(m, src) > 1e-3
 
 
+@pytest.mark.slow
 def test_inflation_reports_and_refuses_dropped_weights(tmp_path, capsys):
     src = rs_image.create_model("resnetrs50")  # 1000 classes -> the 400-class head is skipped
     report = rs_video.inflate(src, rs_video.create_model("rs3d_50"))
@@ -253,6 +256,7 @@ def _assert_inflated_from(m, src):
     assert torch.equal(m.layer3[0].bn1.running_var, src.layer3[0].bn1.running_var)
 
 
+@pytest.mark.slow
 def test_inflate_from_a_file_into_a_backbone_and_by_name(tmp_path):
     torch.manual_seed(0)
     src, ema = (randomize_bn(rs_image.create_model("resnetrs50", **SMALL), seed=s) for s in (1, 2))
@@ -296,6 +300,7 @@ def ptv_hub():
     return pytest.importorskip("pytorchvideo.models.hub")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["slow_r50", "i3d_r50", "c2d_r50"])
 def test_pytorchvideo_equivalence(name, tmp_path, ptv_hub):
     torch.manual_seed(0)
@@ -316,6 +321,7 @@ def test_pytorchvideo_equivalence(name, tmp_path, ptv_hub):
     assert set(from_pytorchvideo(sd)) == set(ours.state_dict())
 
 
+@pytest.mark.slow
 def test_pytorchvideo_conv_macs_equal_zoo():
     x = torch.zeros(1, 3, 8, 256, 256)
     slow = count_macs(rs_video.create_model("slow_r50"), x)
@@ -428,6 +434,7 @@ def test_channels_last_3d_and_bf16_autocast():
     assert out_bf16.dtype == torch.bfloat16 and (out_bf16.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rs3d_50", "rs3d_50_tf_mg", "rs2plus1d_50"])
 def test_compile_forward_has_no_graph_breaks(name):
     import torch._dynamo

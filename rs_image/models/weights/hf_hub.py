@@ -91,6 +91,7 @@ def _hub_download(name: str, filename: str) -> Optional[str]:
     file); downloaded into the cache unless offline."""
     try:
         import huggingface_hub
+        from huggingface_hub import constants  # a lazy submodule: not an attribute until imported
         from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
     except ImportError as e:
         raise HubError(f"{name}: hf-hub: names need huggingface_hub; pip install 'rs-video[hub]'") from e
@@ -98,10 +99,10 @@ def _hub_download(name: str, filename: str) -> Optional[str]:
     try:
         return huggingface_hub.hf_hub_download(repo, filename, revision=revision, library_name="rs_video")
     except LocalEntryNotFoundError as e:  # (a subclass of EntryNotFoundError)
-        offline = huggingface_hub.constants.is_offline_mode()
+        offline = constants.is_offline_mode()
         why = ("HF_HUB_OFFLINE is set and it is not in the cache" if offline else
                "it is not in the cache and the Hub could not be reached")
-        raise HubError(f"{name}: cannot get {filename}: {why} ({huggingface_hub.constants.HF_HUB_CACHE}); download "
+        raise HubError(f"{name}: cannot get {filename}: {why} ({constants.HF_HUB_CACHE}); download "
                        f"it once online (huggingface-cli download {repo}) or unset HF_HUB_OFFLINE") from e
     except EntryNotFoundError:
         return None
