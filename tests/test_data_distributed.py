@@ -4,7 +4,6 @@ the engine's sharded sampler every (video, view) is counted once; a padding Dist
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -14,6 +13,7 @@ import torch.multiprocessing as mp
 from rs_image.engine.evaluator import MultiViewAggregator
 from rs_image.engine.samplers import ShardedEvalSampler
 from rs_video.data import build_video_dataset
+from tests.distributed import free_port
 from tests.videos import data_cfg, list_dataset
 
 
@@ -22,12 +22,6 @@ def fake_scores(video_index: torch.Tensor, view_index: torch.Tensor, num_classes
     scores = torch.zeros(len(video_index), num_classes)
     scores[torch.arange(len(video_index)), video_index % num_classes] = 1.0 + view_index.float()
     return scores
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _aggregate(dataset, sampler) -> MultiViewAggregator:
@@ -67,7 +61,7 @@ def _rank_main(rank: int, world: int, port: int, root: str, out: str) -> None:
 def test_two_gloo_processes_count_every_view_once(tmp_path):
     root = list_dataset(tmp_path / "data", splits=("test",), num_videos=3, num_frames=16)
     out = tmp_path / "result.json"
-    mp.spawn(_rank_main, args=(2, _free_port(), str(root), str(out)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), str(root), str(out)), nprocs=2, join=True)
     result = json.loads(out.read_text())
     assert result["shard"] == 5  # rank 0 takes items 0..4, rank 1 items 5..8: no padding
     assert result["num_views"] == [3, 3, 3] and result["evaluated"] == 3

@@ -17,7 +17,8 @@ from torch import nn
 
 from rs_image.engine import ImageTask, Trainer, load_config
 from rs_image.engine.hooks import Hook
-from tests.test_engine_train import TensorSamples, _free_port, tiny_opts
+from tests.distributed import spawn_two_ranks
+from tests.test_engine_train import TensorSamples, tiny_opts
 
 
 
@@ -201,10 +202,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_ddp_all_reduces_once_per_optimizer_step_and_matches_the_larger_batch(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = spawn_two_ranks(_ddp_worker, tmp_path)
     large, micro = r0["2x1"], r0["1x2"]
     assert large["global_batch"] == micro["global_batch"] == 4 and large["steps"] == micro["steps"] == 4
     # no_sync on the first micro-batch: the gradients go through the all-reduce once per optimizer step.

@@ -25,11 +25,12 @@ from rs_image.engine import Preempted, PREEMPTED_EXIT_CODE, NonFiniteLossError, 
 from rs_image.engine import checkpoint as checkpoint_module
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.hooks import Hook
+from tests.distributed import spawn_two_ranks
 from tests.fault_injection import SignalAt, disk_full_on_write, signal_when
 from tests.test_engine_accumulation import _max_diff as max_float_diff
 from tests.test_engine_accumulation import _state
 from tests.test_engine_resume import _env as resume_env
-from tests.test_engine_train import TINY_ARCH, TensorImageTask, _free_port, tiny_opts
+from tests.test_engine_train import TINY_ARCH, TensorImageTask, tiny_opts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -258,10 +259,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_two_processes_stop_together_on_a_signal_to_one_rank_or_all_and_resume_exactly(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = spawn_two_ranks(_ddp_worker, tmp_path)
     assert _step_files(tmp_path / "reference") == []  # rank 1's clock decided nothing
     # One rank signalled after global step 1: both finish step 2 (epoch 1, step 2 of 3) and save it.
     assert r0["one_rank_start"] == r1["one_rank_start"] == (0, 2, 2)

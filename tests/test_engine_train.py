@@ -7,7 +7,6 @@ import csv
 import json
 import logging
 import os
-import socket
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -19,6 +18,7 @@ from rs_image.engine import ImageTask, NonFiniteLossError, Trainer, load_config,
 from rs_video.task import VideoTask
 from rs_image.engine.checkpoint import load_checkpoint
 from rs_image.engine.launch import train_main
+from tests.distributed import spawn_two_ranks
 from tests.images import jpeg_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,12 +264,6 @@ def test_truncated_checkpoint_falls_back_to_previous(tmp_path, caplog):
 # ------------------------------------------------------------------------------------------------------
 # Two processes, gloo
 # ------------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
@@ -291,10 +285,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_ddp_two_processes_identical_weights(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = spawn_two_ranks(_ddp_worker, tmp_path)
     assert r0["steps"] == 2  # 12 samples / 2 ranks / batch 2 = 3, capped at 2
     for part in ("model", "ema"):
         for key, value in r0[part].items():

@@ -28,8 +28,9 @@ from rs_image.recipe import (
     freeze_stages,
     param_groups_layer_decay,
 )
+from tests.distributed import spawn_two_ranks
 from tests.images import jpeg_folder
-from tests.test_engine_train import TensorImageTask, _free_port, tiny_opts
+from tests.test_engine_train import TensorImageTask, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -192,10 +193,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_frozen_parts_under_ddp(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = spawn_two_ranks(_ddp_worker, tmp_path)
     for key, value in r0["init"].items():
         for r in (r0, r1):
             assert torch.equal(value, r["model"][key]) and torch.equal(value, r["ema"][key]), key

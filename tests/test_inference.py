@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from rs_video.inference.cli import extract_main, predict_main
 from rs_video.inference.stream import window_transform
 from rs_video.models.labels import load_label_set
 from tests.conftest import randomize_bn
+from tests.distributed import free_port
 from tests.test_cli_errors import _fails_with
 from tests.test_engine_train import tiny_opts
 from tests.videos import list_dataset, write_broken, write_video
@@ -218,12 +218,9 @@ def test_sigkill_resume_and_two_processes_are_bit_identical(setup, tmp_path):
     assert _outputs(killed) == _outputs(reference)
 
     # two gloo processes: every video on one rank, the union equal to the single-process output
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     sharded = tmp_path / "two"
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                    str(port)] + _extract_args(ckpt, videos, sharded)[1:] + ["DEVICE", "cpu"],
+                    str(free_port())] + _extract_args(ckpt, videos, sharded)[1:] + ["DEVICE", "cpu"],
                    check=True, env=env, capture_output=True)
     assert _outputs(sharded) == _outputs(reference)
 
