@@ -21,8 +21,9 @@ _LIBRARY_LOGGERS = ("rs_image", "rs_video")
 
 @pytest.fixture(autouse=True)
 def _library_logging_restored():
-    """In-process runs call ``setup_logging`` (rank 1 sets WARNING, handlers to a tmp dir); undo it after
-    each test so that a later test's ``caplog`` sees the library's INFO messages whatever ran before."""
+    """In-process runs change the library's loggers (``setup_logging`` adds handlers to a tmp dir, the predict
+    CLI sets WARNING); undo it after each test so that a later test's ``caplog`` sees the library's INFO
+    messages whatever ran before."""
     loggers = [logging.getLogger(name) for name in _LIBRARY_LOGGERS]
     saved = [(lg, lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
     yield

@@ -16,8 +16,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def spawn_two_ranks(worker: Callable[..., None], out: Path, *args: Any) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """Run ``worker(rank, 2, port, str(out), *args)`` on two processes; each saves ``out/rank{rank}.pt``.
+def spawn_two_ranks(worker: Callable[[int, int, int, str], None], out: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """Run ``worker(rank, 2, port, str(out))`` on two processes; each saves ``out/rank{rank}.pt``.
     Returns both ranks' saved results."""
-    mp.spawn(worker, args=(2, free_port(), str(out), *args), nprocs=2, join=True)
+    mp.spawn(worker, args=(2, free_port(), str(out)), nprocs=2, join=True)
     return tuple(torch.load(Path(out) / f"rank{r}.pt", weights_only=True) for r in (0, 1))  # type: ignore[return-value]

@@ -30,6 +30,7 @@ from rs_image.models import IMAGE_MODELS, create_model
 
 __all__ = [
     "UnknownModelError",
+    "NotReportableError",
     "ModelSpec",
     "RegistrySource",
     "PyTorchVideoSource",
@@ -173,7 +174,7 @@ class RegistrySource:
     def names(self) -> List[str]:
         """The classifiers: reports count and rank classification models (ImageNet / Kinetics top-1); the
         action detectors (``head_type='roi'``, a forward that needs boxes) are documented in docs/detection.md."""
-        return [n for n in self.registry.list() if self.registry.get(n).arch.get("head_type") != "roi"]
+        return [n for n in self.registry.list() if not _is_detector(self.registry.get(n))]
 
     def variant_names(self) -> List[str]:
         """Every registered variant as ``name.variant`` (the name alone for single-config models)."""
@@ -188,9 +189,9 @@ class RegistrySource:
 
     def spec(self, name: str) -> ModelSpec:
         entry = self.registry.get(name)
-        if entry.arch.get("head_type") == "roi":
-            raise NotReportableError(f"{name} is an action detector (its forward needs boxes); the reports cover the "
-                             "classification models: see docs/detection.md for the detectors")
+        if _is_detector(entry):
+            raise NotReportableError(f"{name} is an action detector (its forward needs boxes); the reports cover "
+                                     "the classification models: see docs/detection.md for the detectors")
         _, variant = self.registry.split_name(name)
         cfg = entry.cfg(variant).to_dict()
         video = self.task == "video"
@@ -211,6 +212,10 @@ class RegistrySource:
             dataset="Kinetics-400" if video else "ImageNet-1k",
             cfg=cfg,
         )
+
+
+def _is_detector(entry: Any) -> bool:
+    return entry.arch.get("head_type") == "roi"
 
 
 def _variant_key(variant: str) -> Tuple[int, str]:
