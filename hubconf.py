@@ -11,23 +11,24 @@ architecture overrides, ``features_only``...).
 
 dependencies = ["torch", "torchvision", "fvcore"]
 
-import rs_image as _rs_image  # noqa: E402
-import rs_video as _rs_video  # noqa: E402
+import rs_video  # noqa: E402,F401  (registers the video family)
+from rs_image.models import MODELS as _MODELS  # noqa: E402
 
 
-def _entry_point(create, name):
+def _entry_point(name):
+    family = _MODELS.family_of(name)
+
     def entry(pretrained=False, progress=True, **kwargs):
-        return create(name, pretrained=pretrained or None, **kwargs)
+        return _MODELS.create(name, pretrained=pretrained or None, **kwargs)
 
     entry.__name__ = name
     entry.__qualname__ = name
     entry.__doc__ = (
-        f"{name}: see {create.__module__}.create_model. ``pretrained``: False or a weights source; "
+        f"{name}: see {family.package}.create_model. ``pretrained``: False or a weights source; "
         "``progress`` is accepted for PyTorchVideo compatibility."
     )
     return entry
 
 
-for _create, _names in ((_rs_image.create_model, _rs_image.list_models()), (_rs_video.create_model, _rs_video.list_models())):
-    for _name in _names:
-        globals()[_name] = _entry_point(_create, _name)
+for _name in _MODELS.list():
+    globals()[_name] = _entry_point(_name)

@@ -7,8 +7,9 @@ adds the video keys to the configuration: clip sampling (``DATA.NUM_FRAMES``, ``
 ``AUG.NUM_SAMPLE``), annotations (``DATASET``, ``SPLIT``, ``PATH_PREFIX``, ``PATH_LABEL_SEPARATOR``), decoding
 (``DECODER``, ``DECODER_THREADS``, ``BACKEND``), train crops (``TRAIN_CROP_MODE``, ``TRAIN_JITTER_SCALES``),
 the output dtype of clips (``OUTPUT_DTYPE``), test views (``TEST.NUM_ENSEMBLE_VIEWS``,
-``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights (``TRAIN.CHECKPOINT_INFLATE``).
-The command-line tools import it; so must any script that loads a video config::
+``TEST.NUM_SPATIAL_CROPS``) and 2D-to-3D inflation of initial weights (``TRAIN.CHECKPOINT_INFLATE``). It
+also makes the shipped recipes (the repository's ``configs/``, installed as ``rs_video/configs``) loadable by
+name: ``--cfg kinetics/rs3d_50.yaml`` from any folder. The command-line tools import it; so must any script that loads a video config::
 
     import rs_video.task  # noqa: F401  (registers TASK video)
 """
@@ -16,18 +17,18 @@ The command-line tools import it; so must any script that loads a video config::
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from rs_image.engine.config import CfgNode, Rule
+from rs_image.engine.config import CfgNode, Rule, register_config_dir
 from rs_image.engine.tasks import Task, register_task
 from rs_image.recipe import model_kwargs_from_cfg
 
-from .benchmark import build_pytorchvideo_dataset
-from .data import ANNOTATION_SOURCES, OUTPUT_DTYPES, build_video_dataset, collate_clips
+from .data import ANNOTATION_SOURCES, OUTPUT_DTYPES, build_pytorchvideo_dataset, build_video_dataset, collate_clips
 from .data.decoders import DECODERS
 from .data.sampling import SAMPLING_MODES, SHORT_CLIP_POLICIES
 from .models import create_model, inflate  # also registers the PyTorchVideo key map with the resolver
@@ -156,6 +157,10 @@ class VideoTask(Task):
             return
         super().load_initial_weights(model, cfg)
 
+
+# The recipes: configs/ of the repository, a link inside the package so that they install with it.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+register_config_dir(SHIPPED_CONFIGS)
 
 # The AVA detection task shares the DATA keys above; importing it here registers TASK detection with TASK video.
 from . import detection_task  # noqa: E402,F401

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-# Make `tools/` and `tests/` helpers importable (e.g. `from tests.videos import ...`).
+# Make the `tests/` helpers importable (e.g. `from tests.videos import ...`).
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

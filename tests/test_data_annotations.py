@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rs_video.data.annotations import AnnotationError, load_split
+from rs_video.data import AnnotationError, load_kinetics_split
 
 HEADER = "label,youtube_id,time_start,time_end,split\n"
 
@@ -31,7 +31,7 @@ def test_path_label_list_relative_to_the_list_and_with_prefix(tmp_path):
     touch(tmp_path / "clips" / "a b.mp4")  # spaces in paths work: the label is the last field
     touch(tmp_path / "clips" / "c.webm")
     (tmp_path / "train.csv").write_text("# comment\nclips/a b.mp4 3\n\nclips/c.webm\t0\n")
-    split = load_split(str(tmp_path), "train")
+    split = load_kinetics_split(str(tmp_path), "train")
     assert split.format == "list" and split.class_names is None
     assert [(Path(r.path).name, r.label) for r in split.records] == [("a b.mp4", 3), ("c.webm", 0)]
     assert Path(split.records[0].path).parent == tmp_path / "clips"
@@ -39,7 +39,7 @@ def test_path_label_list_relative_to_the_list_and_with_prefix(tmp_path):
     prefixed = tmp_path / "elsewhere"
     touch(prefixed / "clips" / "a b.mp4")
     touch(prefixed / "clips" / "c.webm")
-    split = load_split(str(tmp_path), "train", path_prefix=str(prefixed))
+    split = load_kinetics_split(str(tmp_path), "train", path_prefix=str(prefixed))
     assert all(r.path.startswith(str(prefixed)) for r in split.records)
 
 
@@ -47,16 +47,16 @@ def test_list_takes_class_names_from_classids_json(tmp_path):
     touch(tmp_path / "a.mp4")
     (tmp_path / "train.csv").write_text("a.mp4 1\n")
     (tmp_path / "classids.json").write_text(json.dumps({"jump": 1, "run": 0}))
-    assert load_split(str(tmp_path), "train").class_names == ["run", "jump"]
+    assert load_kinetics_split(str(tmp_path), "train").class_names == ["run", "jump"]
     (tmp_path / "train.csv").write_text("a.mp4 2\n")
     with pytest.raises(AnnotationError, match="label 2 has no name"):
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
 
 
 def test_custom_separator_and_validate_alias(tmp_path):
     touch(tmp_path / "v1.mp4")
     (tmp_path / "validate.csv").write_text("v1.mp4,1\n")
-    split = load_split(str(tmp_path), "val", separator=",")
+    split = load_kinetics_split(str(tmp_path), "val", separator=",")
     assert [(Path(r.path).name, r.label) for r in split.records] == [("v1.mp4", 1)]
 
 
@@ -73,7 +73,7 @@ def test_malformed_line_names_file_and_line(tmp_path, line, message):
     touch(tmp_path / "ok.mp4")
     (tmp_path / "train.csv").write_text(f"ok.mp4 1\nok.mp4 2\n{line}\n")
     with pytest.raises(AnnotationError, match=message) as info:
-        load_split(str(tmp_path), "train", num_classes=5)
+        load_kinetics_split(str(tmp_path), "train", num_classes=5)
     assert f"{tmp_path / 'train.csv'}:3:" in str(info.value)
 
 
@@ -81,7 +81,7 @@ def test_missing_videos_are_dropped_and_summarised_in_one_line(tmp_path, caplog)
     touch(tmp_path / "here.mp4")
     (tmp_path / "train.csv").write_text("here.mp4 0\ngone1.mp4 1\ngone2.mp4 1\n")
     with caplog.at_level(logging.WARNING):
-        split = load_split(str(tmp_path), "train")
+        split = load_kinetics_split(str(tmp_path), "train")
     assert len(split.records) == 1 and len(split.missing) == 2
     lines = [r.getMessage() for r in caplog.records if "missing" in r.getMessage()]
     assert len(lines) == 1 and "2 of 3 listed videos are missing" in lines[0] and "gone1.mp4" in lines[0]
@@ -89,12 +89,12 @@ def test_missing_videos_are_dropped_and_summarised_in_one_line(tmp_path, caplog)
 
 def test_nothing_found_and_nothing_existing(tmp_path):
     with pytest.raises(FileNotFoundError, match="no annotations for split 'test'"):
-        load_split(str(tmp_path), "test")
+        load_kinetics_split(str(tmp_path), "test")
     (tmp_path / "train.csv").write_text("gone.mp4 0\n")
     with pytest.raises(AnnotationError, match="none of the 1 listed videos exists"):
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
     with pytest.raises(FileNotFoundError, match="not a folder"):
-        load_split(str(tmp_path / "nope"), "train")
+        load_kinetics_split(str(tmp_path / "nope"), "train")
 
 
 # ------------------------------------------------------------------------------- (b) Kinetics CSVs
@@ -121,8 +121,8 @@ def kinetics_layout(root: Path, per_class: bool) -> None:
 def test_official_kinetics_csv_flat_or_per_class(tmp_path, per_class, caplog):
     kinetics_layout(tmp_path, per_class)
     with caplog.at_level(logging.WARNING):
-        train = load_split(str(tmp_path), "train")
-    val = load_split(str(tmp_path), "val")
+        train = load_kinetics_split(str(tmp_path), "train")
+    val = load_kinetics_split(str(tmp_path), "val")
     assert train.format == "kinetics_csv"
     # One sorted class list over all splits (bowling only occurs in val), saved beside the data.
     classes = ["abseiling", "bowling", "passing American football (in game)", "zumba"]
@@ -139,24 +139,24 @@ def test_existing_classids_json_wins_and_unknown_classes_are_errors(tmp_path):
     kinetics_layout(tmp_path, per_class=False)
     order = ["zumba", "passing American football (in game)", "bowling", "abseiling"]
     (tmp_path / "classids.json").write_text(json.dumps({n: i for i, n in enumerate(order)}))
-    train = load_split(str(tmp_path), "train")
+    train = load_kinetics_split(str(tmp_path), "train")
     assert [r.label for r in train.records] == [0, 3, 1]
     (tmp_path / "classids.json").write_text(json.dumps({"zumba": 0}))
     with pytest.raises(AnnotationError, match="classids.json: has no entry for classes"):
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
 
 
 def test_malformed_kinetics_row_and_unlabelled_test_csv(tmp_path):
     (tmp_path / "train.csv").write_text(HEADER + "zumba,aaa,0,10,train\nzumba,bbb,zero,10,train\n")
     with pytest.raises(AnnotationError, match=r"train.csv:3: time_start/time_end are not numbers"):
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
     (tmp_path / "train.csv").write_text(HEADER + "zumba,aaa,0,10\n")
     with pytest.raises(AnnotationError, match=r"train.csv:2: expected 5 comma-separated fields"):
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
     (tmp_path / "train.csv").unlink()
     (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\nqqq,4,14,test\n")
     touch(tmp_path / "videos" / "qqq_000004_000014.mp4")
-    test = load_split(str(tmp_path), "test")
+    test = load_kinetics_split(str(tmp_path), "test")
     assert [(Path(r.path).name, r.label) for r in test.records] == [("qqq_000004_000014.mp4", -1)]
 
 
@@ -169,8 +169,8 @@ def test_class_folder_tree_with_mkv_and_webm(tmp_path):
         for label, name in entries:
             touch(tmp_path / split / label / name)
     touch(tmp_path / "train" / "a_class" / "notes.txt")  # not a video
-    train = load_split(str(tmp_path), "train")
-    val = load_split(str(tmp_path), "val")
+    train = load_kinetics_split(str(tmp_path), "train")
+    val = load_kinetics_split(str(tmp_path), "val")
     assert train.format == "class_folders" and train.class_names == ["a_class", "b_class", "c_class"]
     assert [(Path(r.path).name, r.label) for r in train.records] == [("y.webm", 0), ("z.mp4", 0), ("x.mkv", 1)]
     assert [r.label for r in val.records] == [2]
@@ -179,7 +179,7 @@ def test_class_folder_tree_with_mkv_and_webm(tmp_path):
 def test_tree_without_split_folders_is_used_for_any_split(tmp_path):
     touch(tmp_path / "dancing" / "1.mp4")
     touch(tmp_path / "archery" / "2.mkv")
-    split = load_split(str(tmp_path), "test")
+    split = load_kinetics_split(str(tmp_path), "test")
     assert [r.label for r in split.records] == [0, 1]
 
 
@@ -188,7 +188,7 @@ def test_reserved_folder_in_a_class_tree_is_an_error_naming_it(tmp_path):
     touch(tmp_path / "dancing" / "1.mp4")
     touch(tmp_path / "videos" / "2.mp4")  # no annotation files: DIR/videos must not become a class
     with pytest.raises(AnnotationError, match="reserved folder name") as info:
-        load_split(str(tmp_path), "train")
+        load_kinetics_split(str(tmp_path), "train")
     assert str(info.value).startswith(f"{tmp_path / 'videos'}: {tmp_path} holds no annotation files")
     assert not (tmp_path / "classids.json").exists()
 
@@ -198,7 +198,7 @@ def test_reserved_folder_in_a_class_tree_is_an_error_naming_it(tmp_path):
     touch(split_tree / "val" / "dancing" / "3.mp4")
     for split in ("train", "val"):  # val's class list reads train's tree too
         with pytest.raises(AnnotationError, match="'val' is a reserved folder name") as info:
-            load_split(str(split_tree), split)
+            load_kinetics_split(str(split_tree), split)
         assert str(info.value).startswith(f"{split_tree / 'train' / 'val'}: {split_tree / 'train'} was read as")
 
 
@@ -216,14 +216,14 @@ def official_without_test(root: Path) -> None:
 
 def test_official_csvs_without_test_split_never_read_videos_as_a_class(tmp_path):
     official_without_test(tmp_path)
-    train = load_split(str(tmp_path), "train", num_classes=3)
-    val = load_split(str(tmp_path), "val", num_classes=3)
+    train = load_kinetics_split(str(tmp_path), "train", num_classes=3)
+    val = load_kinetics_split(str(tmp_path), "val", num_classes=3)
     assert json.loads((tmp_path / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
     assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in train.records] == [
         ("videos/train/zumba/aaa_000000_000010.mp4", 2), ("videos/train/abseiling/bbb_000002_000012.mkv", 0)]
     assert [r.label for r in val.records] == [1]
     with pytest.raises(FileNotFoundError, match="no annotations for split 'test'") as info:
-        load_split(str(tmp_path), "test")
+        load_kinetics_split(str(tmp_path), "test")
     assert f"it has {tmp_path / 'train.csv'}, {tmp_path / 'val.csv'} for other splits" in str(info.value)
 
 
@@ -240,15 +240,15 @@ def download_layout(root: Path) -> None:
 
 def test_annotations_folder_with_flat_split_folders(tmp_path):
     download_layout(tmp_path)
-    train = load_split(str(tmp_path), "train", num_classes=3)
+    train = load_kinetics_split(str(tmp_path), "train", num_classes=3)
     assert train.source == str(tmp_path / "annotations" / "train.csv") and train.format == "kinetics_csv"
     assert [(Path(r.path).relative_to(tmp_path).as_posix(), r.label) for r in train.records] == [
         ("train/aaa_000000_000010.mp4", 2), ("train/bbb_000002_000012.webm", 0)]
-    assert [r.label for r in load_split(str(tmp_path), "test").records] == [2]
+    assert [r.label for r in load_kinetics_split(str(tmp_path), "test").records] == [2]
     assert json.loads((tmp_path / "classids.json").read_text()) == {"abseiling": 0, "bowling": 1, "zumba": 2}
     # An unlabelled official test CSV (no label column) still loads, with label -1.
     (tmp_path / "annotations" / "test.csv").write_text("youtube_id,time_start,time_end,split\nddd,1,11,test\n")
-    assert [r.label for r in load_split(str(tmp_path), "test").records] == [-1]
+    assert [r.label for r in load_kinetics_split(str(tmp_path), "test").records] == [-1]
 
 
 def test_listed_videos_searched_in_split_folders_and_named_when_none_exists(tmp_path):
@@ -257,7 +257,7 @@ def test_listed_videos_searched_in_split_folders_and_named_when_none_exists(tmp_
     touch(tmp_path / "train" / "ccc_000003_000013.mp4")  # another split's folder is not searched
     (tmp_path / "videos" / "val").mkdir(parents=True)
     with pytest.raises(AnnotationError, match="none of the 1 listed videos exists") as info:
-        load_split(str(tmp_path), "val")
+        load_kinetics_split(str(tmp_path), "val")
     message = str(info.value)
     assert message.startswith(str(tmp_path / "annotations" / "val.csv"))
     assert f"searched {tmp_path / 'videos' / 'val'}, {tmp_path / 'videos'}, {tmp_path} and their class" in message
@@ -265,7 +265,7 @@ def test_listed_videos_searched_in_split_folders_and_named_when_none_exists(tmp_
     # Found in a per-class folder of DIR/val, preferred to a copy directly in DIR.
     touch(tmp_path / "val" / "bowling" / "ccc_000003_000013.mp4")
     touch(tmp_path / "ccc_000003_000013.mp4")
-    val = load_split(str(tmp_path), "val")
+    val = load_kinetics_split(str(tmp_path), "val")
     assert [Path(r.path).relative_to(tmp_path).as_posix() for r in val.records] == [
         "val/bowling/ccc_000003_000013.mp4"]
 

@@ -294,6 +294,6 @@ def test_builder_rejects_bad_split_and_backend(good_root):
     with pytest.raises(ValueError, match="DATA.BACKEND"):
         build_video_dataset(cfg_for(good_root, DATA__BACKEND="dali"), "train")
     # Our loader never stands in for the comparison backend: the video task builds that one.
-    with pytest.raises(ValueError, match="'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset"):
+    with pytest.raises(ValueError, match="'pytorchvideo' is rs_video.data.build_pytorchvideo_dataset"):
         build_video_dataset(cfg_for(good_root, DATA__BACKEND="pytorchvideo"), "train")
     assert isinstance(build_video_dataset(cfg_for(good_root), "train"), VideoDataset)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rs_image.engine import get_task
-from rs_video.benchmark import PyTorchVideoKinetics, build_pytorchvideo_dataset
+from rs_video.data import PyTorchVideoKinetics, build_pytorchvideo_dataset
 from rs_video.data import VideoDataset
 from tests.videos import data_cfg, list_dataset, write_list, write_video
 
@@ -92,7 +92,7 @@ def test_shim_makes_pytorchvideo_transforms_importable_and_we_never_import_them(
             del sys.modules[name]
 
         # Our library, both backends, never pulls pytorchvideo.transforms in.
-        from rs_video.benchmark import build_pytorchvideo_dataset
+        from rs_video.data import build_pytorchvideo_dataset
         from rs_video.data import build_video_dataset
         from tests.videos import data_cfg
         for backend, build in (("native", build_video_dataset), ("pytorchvideo", build_pytorchvideo_dataset)):
@@ -100,7 +100,7 @@ def test_shim_makes_pytorchvideo_transforms_importable_and_we_never_import_them(
             build(cfg, "train")[0]
         print("LOADED_WITHOUT_PTV_TRANSFORMS", "pytorchvideo.transforms" not in sys.modules)
 
-        from rs_video.benchmark import enable_pytorchvideo_transforms
+        from rs_video.data import enable_pytorchvideo_transforms
         ptv = enable_pytorchvideo_transforms()
         clip = torch.randint(0, 256, (8, 3, 32, 40), dtype=torch.uint8)  # T C H W for RandAugment
         out = ptv.RandAugment(magnitude=9, num_layers=2)(clip)

@@ -1,4 +1,4 @@
-"""tools/prepare_kinetics.py and tools/benchmark_data.py on tiny real videos."""
+"""rs-prepare-kinetics and rs-benchmark-data (rs_video.cli) on tiny real videos."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import sys
 
 import av
 import pytest
@@ -15,8 +14,6 @@ from rs_video.data import build_video_dataset
 from rs_video.data.prepare import prepare_kinetics
 from tests.videos import data_cfg, write_broken, write_video
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 HEADER = "label,youtube_id,time_start,time_end,split\n"
 
@@ -83,7 +80,7 @@ def test_prepare_kinetics_reencodes_lists_and_resumes(tmp_path, downloads, backe
 
 
 def test_prepare_kinetics_cli_and_missing_annotations(tmp_path, downloads, capsys):
-    import prepare_kinetics as cli
+    from rs_video.cli import prepare_kinetics as cli
 
     ann, raw = downloads
     assert cli.main(["--annotations", str(ann), "--videos", str(raw), "--out", str(tmp_path / "o"),
@@ -125,7 +122,7 @@ def test_prepare_kinetics_finds_split_and_class_folders(tmp_path, layout, caplog
 
 
 def test_prepare_kinetics_fails_when_nothing_listed_is_found(tmp_path, downloads, capsys):
-    import prepare_kinetics as cli
+    from rs_video.cli import prepare_kinetics as cli
 
     ann, _ = downloads
     raw = tmp_path / "elsewhere"
@@ -143,7 +140,7 @@ def test_prepare_kinetics_fails_when_nothing_listed_is_found(tmp_path, downloads
 
 def test_benchmark_tool_prints_the_comparison_table(tmp_path, capsys):
     pytest.importorskip("pytorchvideo")  # the ptv-recipe rows
-    import benchmark_data as cli
+    from rs_video.cli import benchmark_data as cli
 
     code = cli.main([
         "--data-dir", str(tmp_path), "--make-videos", "2", "--short-side", "48", "--gop", "12",

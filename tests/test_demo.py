@@ -5,7 +5,6 @@ demo itself, see docs/demo.md.)"""
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _demo_module():
-    spec = importlib.util.spec_from_file_location("demo_tool", ROOT / "tools" / "demo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from rs_video.cli import demo
+
+    return demo
 
 
 @pytest.mark.slow

@@ -316,7 +316,7 @@ def videos(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_with_the_shipped_defaults_saves_the_step_and_resumes_exactly(videos, tmp_path):
-    train_net = [sys.executable, str(ROOT / "tools" / "train_net.py")]
+    train_net = [sys.executable, "-m", "rs_video.cli.train_net"]
     done = subprocess.run(train_net + _video_opts(videos, tmp_path / "reference"), env=_env(), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

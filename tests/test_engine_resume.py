@@ -1,6 +1,6 @@
 """Exact resume and worker-count independence, for both tasks, on real files with broken ones among them.
 
-Every run is ``tools/train_net.py`` in a subprocess with a shipped config (Kinetics: uint8 clips, bf16,
+Every run is ``rs-train`` (``-m rs_video.cli.train_net``) in a subprocess with a shipped config (Kinetics: uint8 clips, bf16,
 persistent workers; ImageNet: RandAugment, bf16, persistent workers) shrunk to a tiny model, 2 loader
 workers, and a checkpoint every 3 steps. A run killed with SIGKILL mid-epoch right after a step checkpoint,
 or after an epoch checkpoint (both at a fixed step, from inside the run), and resumed must end with the very weights, EMA and optimizer state of the uninterrupted run;
@@ -54,7 +54,7 @@ def _image_data(root: Path) -> List[str]:
 
 
 def _cmd(data_opts: List[str], out: Path, *extra: str) -> List[str]:
-    return [sys.executable, str(ROOT / "tools" / "train_net.py"), *data_opts, *COMMON, "OUTPUT_DIR", str(out), *extra]
+    return [sys.executable, "-m", "rs_video.cli.train_net", *data_opts, *COMMON, "OUTPUT_DIR", str(out), *extra]
 
 
 def _env() -> Dict[str, str]:
@@ -72,7 +72,7 @@ def _run(cmd: List[str]) -> subprocess.CompletedProcess:
 def _killed_after_step(data_opts: List[str], out: Path, step: int) -> None:
     """Run the training and SIGKILL it right after the hooks of global step ``step`` (the checkpoint of that
     step included), from inside the run (tests/fault_injection.py): the same point on every machine, at any load."""
-    cmd = [sys.executable, str(ROOT / "tests" / "fault_injection.py"), *_cmd(data_opts, out)[2:]]
+    cmd = [sys.executable, str(ROOT / "tests" / "fault_injection.py"), *_cmd(data_opts, out)[3:]]
     env = dict(_env(), RS_FAULT="KILL", RS_FAULT_STEP=str(step))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == -signal.SIGKILL, f"the run ended before it could be killed: {done.stderr[-2000:]}"

@@ -11,7 +11,7 @@ from torch import nn
 
 import rs_image
 import rs_video
-import tools.export as export_tool
+import rs_video.cli.export as export_tool
 from rs_image.export import ExportError, ExportMismatchError, export_model, min_dynamic_sizes
 from rs_image.models import save_state_dict
 from tests.conftest import randomize_bn

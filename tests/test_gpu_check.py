@@ -12,7 +12,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from tools import gpu_check
+from rs_video.benchmark import gpu_check
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -47,7 +47,7 @@ def fill_hub_cache(cache: Path, repo_id: str, folder: Path, commit: str = "a" * 
 
 
 def _export(tmp_path: Path, rand_bn) -> Path:
-    from tools.export import main as export_main
+    from rs_video.cli.export import main as export_main
 
     model = rand_bn(rs_video.create_model("rs3d_50", num_classes=3, **TINY))
     cfg = {"MODEL": {"NAME": "rs3d_50"}, "DATA": {"DATASET": "charades"}, "SOLVER": {"BASE_LR": 0.1, "MAX_EPOCH": 30}}
@@ -122,7 +122,7 @@ def test_hub_folder_of_another_architecture_and_uncached_name_offline(tmp_path, 
     folder = _export(tmp_path, rand_bn)
     with pytest.raises(HubError, match=r"its config.json is for architecture 'rs3d_50', not 'i3d_r50'"):
         rs_video.create_model("i3d_r50", pretrained=str(folder))
-    from tools.export import main as export_main
+    from rs_video.cli.export import main as export_main
 
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "empty_cache"))

@@ -180,7 +180,7 @@ def test_failures_sidecar_mismatch_and_layers(setup, tmp_path, capsys):
 
 
 def _extract_args(ckpt, videos, out):
-    return [sys.executable, str(ROOT / "tools" / "extract_features.py"), "--weights", str(ckpt), "--videos",
+    return [sys.executable, "-m", "rs_video.cli.extract_features", "--weights", str(ckpt), "--videos",
             str(videos), "--out", str(out), "--batch-size", "2", "--workers", "0", "DATA.DECODER", "pyav"]
 
 

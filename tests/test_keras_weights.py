@@ -10,7 +10,6 @@ regenerates them (needs TensorFlow). These tests need only h5py.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -242,11 +241,8 @@ def test_full_model_h5_layout(ref, tmp_path) -> None:
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
 def test_cli_converts_and_saves(ref, tmp_path, suffix) -> None:
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import convert_keras_weights
-    finally:
-        sys.path.pop(0)
+    from rs_video.cli import convert_keras_weights
+
     out = tmp_path / f"small{suffix}"
     assert convert_keras_weights.main([str(H5), str(out)]) == 0
     model = _build(ref)

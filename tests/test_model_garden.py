@@ -30,7 +30,7 @@ from rs_video.models.model_garden import (
     from_model_garden,
     model_garden_arch,
 )
-from tools import convert_tf_checkpoint
+from rs_video.cli import convert_tf_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "mg_resnet3drs"

@@ -16,10 +16,11 @@ from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
 from rs_image.errors import UserError
 from rs_image.models import Ops, ResNetRS
 from rs_image.report import catalog as report_catalog
-from rs_image.report import counts, plot, tables, throughput, zoo_page
+from rs_image.benchmark import throughput
+from rs_image.report import counts, plot, tables, zoo_page
 from rs_image.report.counts import count_macs, count_stats
-from tools import model_report
-from tools.model_report import ROOT, build_catalog
+from rs_video.cli import model_report
+from rs_video.cli.model_report import ROOT, build_catalog
 
 TINY = dict(stage_widths=(8, 16, 16, 16), stage_depths=(1, 1, 1, 1), stem_width=8, num_classes=10)
 

@@ -1,21 +1,7 @@
 #!/usr/bin/env python
-"""Clip features for action localisation: ``python tools/extract_features.py --cfg CONFIG --weights W --videos DIR --out OUT``.
+"""Per-window clip features of videos for downstream action code: the checkout form of ``rs-extract-features`` (:mod:`rs_video.cli.extract_features`; ``--help`` for its options)."""
 
-One ``.npy`` (num_windows, C) and a ``.json`` sidecar per video; resumable; ``torchrun --nproc_per_node N``
-shards the videos. See docs/inference.md.
-"""
-
-import sys
-import warnings
-from pathlib import Path
-
-# fvcore (precise BN, FLOP counting) calls torch.jit.script at import; the deprecation is not the user's to fix.
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
-
-import rs_video.task  # noqa: E402,F401  (registers TASK video)
-from rs_video.inference.cli import extract_main  # noqa: E402
+from rs_video.cli.extract_features import main
 
 if __name__ == "__main__":
-    sys.exit(extract_main())
+    raise SystemExit(main())

@@ -35,6 +35,7 @@ import difflib
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 import yaml
@@ -53,6 +54,9 @@ __all__ = [
     "add_config_extension",
     "get_cfg",
     "load_config",
+    "CONFIG_DIRS",
+    "find_config",
+    "register_config_dir",
     "merge_config_dict",
     "merge_config_list",
     "register_choices",
@@ -513,9 +517,40 @@ def merge_config_list(cfg: CfgNode, opts: Sequence[str], source: str = "command 
         _merge(cfg, nested, source)
 
 
+#: Folders of shipped recipes, searched for a ``--cfg`` that is not a file (:func:`find_config`); a package adds its
+#: own with :func:`register_config_dir` (``rs_video.task`` adds the repository's ``configs/``, installed with it).
+CONFIG_DIRS: List[Path] = []
+
+
+def register_config_dir(path: str | os.PathLike) -> None:
+    """Search ``path`` for config names that are not files (once; later registrations are searched later)."""
+    path = Path(path)
+    if path not in CONFIG_DIRS:
+        CONFIG_DIRS.append(path)
+
+
+def find_config(name: str | os.PathLike) -> str:
+    """The file of ``--cfg name``: a real path wins; otherwise ``name`` relative to a shipped config folder
+    (``kinetics/rs3d_50.yaml``, or ``configs/kinetics/rs3d_50.yaml`` as the README writes it, from any folder).
+
+    Raises:
+        ConfigError: neither, naming the folders searched.
+    """
+    path = os.fspath(name)
+    if os.path.isfile(path):
+        return path
+    relative = Path(path)
+    if relative.parts and relative.parts[0] == "configs":
+        relative = Path(*relative.parts[1:])
+    if not relative.is_absolute():
+        for folder in CONFIG_DIRS:
+            if (folder / relative).is_file():
+                return str(folder / relative)
+    searched = f" (nor under the shipped configs in {', '.join(map(str, CONFIG_DIRS))})" if CONFIG_DIRS else ""
+    raise ConfigError(f"Config file not found: {path}{searched}")
+
+
 def _read_yaml_with_base(path: str) -> Dict[str, Any]:
-    if not os.path.isfile(path):
-        raise ConfigError(f"Config file not found: {path}")
     try:
         loaded = CfgNode.load_yaml_with_base(path)  # fvcore resolves _BASE_ (relative to the file)
     except yaml.YAMLError as exc:
@@ -534,7 +569,8 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: Sequence[str] =
     """Defaults, then ``cfg_file`` (with its ``_BASE_`` chain), then ``KEY VALUE`` overrides; validated.
 
     Args:
-        cfg_file: path to a YAML file, or None for the defaults.
+        cfg_file: path to a YAML file, or the name of a shipped one (:func:`find_config`), or None for the
+            defaults.
         opts: flat list ``[KEY1, VALUE1, KEY2, VALUE2, ...]`` (values as command-line strings).
 
     Returns:
@@ -546,7 +582,7 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: Sequence[str] =
     """
     cfg = get_cfg()
     if cfg_file:
-        path = os.fspath(cfg_file)
+        path = find_config(cfg_file)
         values = _read_yaml_with_base(path)
         task = values.get("TASK")
         if isinstance(task, str) and task not in _CHOICES["TASK"]:

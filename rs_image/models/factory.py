@@ -1,4 +1,5 @@
-"""``create_model``: build a registered model and optionally load weights into it."""
+"""``create_model``: build any registered model (:data:`~rs_image.models.registry.MODELS`) and optionally load weights
+into it; ``create_image_model`` is the image family's own."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any, Optional, Sequence, Union
 
 from torch import nn
 
-from .registry import ModelRegistry
+from .registry import MODELS, ModelRegistry
 from .weights import WeightsSource, hub_source, inspect_keras_h5, load_pretrained
 from .weights.hf_hub import check_hub_architecture
 from .weights.keras_h5 import PathLike, keras_file_variant
 from .zoo import IMAGE_MODELS
 
-__all__ = ["create_model", "list_models", "build_and_load", "create_model_from_keras_h5"]
+__all__ = ["create_model", "create_image_model", "list_models", "build_and_load", "create_model_from_keras_h5"]
 
 Weights = Union[None, bool, WeightsSource]
 
@@ -51,7 +52,7 @@ def build_and_load(
     return model
 
 
-def create_model(
+def create_image_model(
     name: str,
     *,
     pretrained: Weights = None,
@@ -84,8 +85,19 @@ def create_model(
     )
 
 
+MODELS.add_family(IMAGE_MODELS, create_image_model, task="image")
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Create any registered model: an image model (:func:`create_image_model`, whose keywords are described
+    there) or, once ``rs_video`` is imported, a video model or action detector (``rs_video.create_model``'s
+    keywords, e.g. ``inflate_from``). Unknown names raise :class:`~rs_image.models.registry.UnknownModelError`
+    listing the close names of every family."""
+    return MODELS.create(name, **kwargs)
+
+
 def list_models(pattern: str = "*") -> list:
-    """Names of the registered image models (shell-style ``pattern``)."""
+    """Names of the registered image models (shell-style ``pattern``); every family's: ``MODELS.list()``."""
     return IMAGE_MODELS.list(pattern)
 
 

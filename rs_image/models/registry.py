@@ -1,6 +1,10 @@
 """Model registries: names -> architecture settings and typed pretrained cfgs, kept as data.
 
-Both ``rs_image`` and ``rs_video`` keep a :class:`ModelRegistry`; an entry holds the keyword arguments of
+:data:`MODELS` is the one registry of every name: each family (``rs_image``'s image models, ``rs_video``'s video
+models and action detectors, registered when ``rs_video`` is imported) adds its :class:`ModelRegistry` and its
+``create_model`` with :meth:`Models.add_family`, and :func:`rs_image.create_model` answers any name through
+it; hub entry points, export and the reports read it and dispatch nothing themselves. In a family's
+:class:`ModelRegistry`, an entry holds the keyword arguments of
 :class:`~rs_image.models.resnet_rs.ResNetRS` and a :class:`PretrainedCfg` (timm's idea: what the model
 expects as input, its recipe values, its weights and reference numbers). Entries may have named variants
 (e.g. ResNet-RS-350 at 256 and at 320 px) that override fields of the cfg. A built model carries its cfg
@@ -14,7 +18,7 @@ import difflib
 import fnmatch
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from torch import nn
 
@@ -22,7 +26,7 @@ from rs_image.errors import UserError
 
 from .resnet_rs import ResNetRS
 
-__all__ = ["PretrainedCfg", "ModelEntry", "ModelRegistry", "UnknownModelError"]
+__all__ = ["PretrainedCfg", "ModelEntry", "ModelRegistry", "ModelFamily", "Models", "MODELS", "UnknownModelError"]
 
 
 class UnknownModelError(UserError, KeyError):
@@ -229,3 +233,70 @@ class ModelRegistry:
         built = {key: kwargs.get(key, getattr(cfg, key)) for key in _CFG_TO_MODEL}
         model.pretrained_cfg = cfg.replace(num_classes=kwargs["num_classes"], **built).to_dict()
         return model
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One family of :data:`MODELS`: its registry, its ``create_model`` (which may take keywords of its own, e.g.
+    the video family's ``inflate_from``) and the input its models take (``"image"`` or ``"video"``)."""
+
+    registry: ModelRegistry
+    create: Callable[..., nn.Module]
+    task: str
+
+    @property
+    def name(self) -> str:
+        return self.registry.family
+
+    @property
+    def package(self) -> str:
+        """The package that registered the family, e.g. ``"rs_video"``."""
+        return self.create.__module__.split(".")[0]
+
+
+class Models:
+    """Every registered model name, over the families that registered (:data:`MODELS`)."""
+
+    def __init__(self) -> None:
+        self._families: Dict[str, ModelFamily] = {}
+
+    def add_family(self, registry: ModelRegistry, create: Callable[..., nn.Module], task: str) -> None:
+        """Register a family (once; a name may belong to one family only)."""
+        if registry.family in self._families:
+            raise ValueError(f"model family {registry.family!r} is registered twice")
+        for name in registry.list():
+            if name in self:
+                raise ValueError(f"{name!r} of family {registry.family!r} is already a {self.family_of(name).name} model")
+        self._families[registry.family] = ModelFamily(registry, create, task)
+
+    def families(self) -> List[ModelFamily]:
+        return list(self._families.values())
+
+    def __contains__(self, name: str) -> bool:
+        return any(name in f.registry for f in self._families.values())
+
+    def family_of(self, name: str) -> ModelFamily:
+        """The family of ``name`` (with or without a variant tag); raises :class:`UnknownModelError` with the close
+        names of every family."""
+        for family in self._families.values():
+            if name in family.registry:
+                return family
+        known = self.list()
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}{hint} Known: {', '.join(known)}")
+
+    def get(self, name: str) -> ModelEntry:
+        return self.family_of(name).registry.get(name)
+
+    def create(self, name: str, **kwargs: Any) -> nn.Module:
+        """Build ``name`` with its family's ``create_model`` (``kwargs`` are that function's)."""
+        return self.family_of(name).create(name, **kwargs)
+
+    def list(self, pattern: str = "*", family: Optional[str] = None) -> List[str]:
+        """Names of every family (or of ``family``), in registration order."""
+        return [n for f in self._families.values() if family in (None, f.name) for n in f.registry.list(pattern)]
+
+
+#: The one registry of every model name (module docstring).
+MODELS = Models()

@@ -36,9 +36,13 @@ from __future__ import annotations
 from typing import Dict, Iterable, Type
 
 import torch
-from fvcore.nn.precise_bn import get_bn_modules, update_bn_stats
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from rs_image.upstream import quiet_upstream_import
+
+_precise_bn = quiet_upstream_import("fvcore.nn.precise_bn")
+get_bn_modules, update_bn_stats = _precise_bn.get_bn_modules, _precise_bn.update_bn_stats
 
 __all__ = [
     "tf_to_torch_bn_momentum",

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from rs_image.errors import UserError
-from rs_image.models import IMAGE_MODELS, create_model
+from rs_image.models import IMAGE_MODELS, MODELS
+from rs_image.upstream import quiet_upstream_import
 
 __all__ = [
     "UnknownModelError",
@@ -157,8 +158,8 @@ class RegistrySource:
     """Specs from one of our :class:`~rs_image.models.ModelRegistry` (bare names).
 
     Args:
-        registry: the registry (``rs_image.models.IMAGE_MODELS`` or ``rs_video.VIDEO_MODELS``).
-        create: the matching ``create_model``.
+        registry: a family's registry (:class:`rs_image.models.ModelFamily`).
+        create: the family's ``create_model``.
         family: label of the rows, e.g. ``"rs_video"``.
         task: ``"image"`` or ``"video"``.
     """
@@ -265,7 +266,7 @@ class PyTorchVideoSource:
         def build() -> nn.Module:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                import pytorchvideo.models.hub as hub
+                hub = quiet_upstream_import("pytorchvideo.models.hub")
 
                 return _ptv_logits_head(getattr(hub, name)(pretrained=False))
 
@@ -398,7 +399,8 @@ class ModelCatalog:
         return [self.spec(n) for n in self.expand(names)]
 
 
-def default_catalog(extra_sources: Sequence[Any] = ()) -> ModelCatalog:
-    """Our image models, ``extra_sources`` (e.g. the video registry) and all comparison sources."""
-    image = RegistrySource(IMAGE_MODELS, create_model, "rs_image", "image")
-    return ModelCatalog([image, *extra_sources, PyTorchVideoSource(), TorchvisionVideoSource(), TimmSource()])
+def default_catalog() -> ModelCatalog:
+    """Every family of :data:`rs_image.models.MODELS` (image first; video once ``rs_video`` is imported) and all
+    comparison sources."""
+    ours = [RegistrySource(f.registry, f.create, f.package, f.task) for f in MODELS.families()]
+    return ModelCatalog([*ours, PyTorchVideoSource(), TorchvisionVideoSource(), TimmSource()])

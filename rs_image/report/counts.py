@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from rs_image.fileio import atomic_write
+from rs_image.upstream import quiet_upstream_import
 
 from .catalog import ModelSpec
 
@@ -96,8 +97,8 @@ def _combined_handles() -> Dict[str, Callable]:
     """fvcore's default flop and activation handles, merged so that one trace yields both."""
     # fvcore keeps its default handle tables as module constants; we use them rather than re-deriving
     # the per-operator formulas.
-    from fvcore.nn.activation_count import _DEFAULT_SUPPORTED_OPS as ACT_OPS
-    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS as FLOP_OPS
+    ACT_OPS = quiet_upstream_import("fvcore.nn.activation_count")._DEFAULT_SUPPORTED_OPS
+    FLOP_OPS = quiet_upstream_import("fvcore.nn.flop_count")._DEFAULT_SUPPORTED_OPS
 
     handles: Dict[str, Callable] = {}
     for kind in set(FLOP_OPS) | set(ACT_OPS):
@@ -125,7 +126,7 @@ def count_stats(model: nn.Module, inputs: Inputs) -> Dict[str, object]:
     ``conv_linear`` excludes BN and is what model zoos report; ``total`` includes BN (and fvcore's few
     elementwise handles, e.g. 2D adaptive average pooling, under ``other``).
     """
-    from fvcore.nn.jit_analysis import JitModelAnalysis
+    JitModelAnalysis = quiet_upstream_import("fvcore.nn.jit_analysis").JitModelAnalysis
 
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     was_training = model.training

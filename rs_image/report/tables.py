@@ -11,13 +11,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from .catalog import ModelSpec
 from .counts import CONVENTION, CountsCache, count_spec, shape_str
-from .throughput import ThroughputResult
 
 __all__ = [
     "count_rows",
     "throughput_rows",
     "FLOPS_PER_MAC",
     "format_mfu",
+    "markdown_table",
     "rows_to_markdown",
     "rows_to_csv",
     "rows_to_json",
@@ -83,15 +83,16 @@ FLOPS_PER_MAC = {"inference": 2, "train": 6}
 
 
 def throughput_rows(
-    results: Sequence[ThroughputResult],
+    results: Sequence[Any],
     count_rows_: Sequence[Mapping[str, Any]] = (),
     peak_tflops: Optional[float] = None,
 ) -> List[Dict[str, Any]]:
-    """Throughput results as rows (``table`` = "throughput"), with speed-up over ``eager`` of the same
+    """Throughput results (:class:`rs_image.benchmark.throughput.ThroughputResult`: reports show what the
+    measurement room measured and never import it) as rows (``table`` = "throughput"), with speed-up over ``eager`` of the same
     model and mode, and, where ``count_rows_`` has the forward MACs at the same input, the time per
     forward GMAC (``ms_per_gmac`` = step time / (batch x GMACs per clip)) for comparing architectures, the
     achieved model TFLOP/s (``achieved_tflops`` = :data:`FLOPS_PER_MAC` x GMACs per clip x clips/s / 1000)
-    and, given the device's ``peak_tflops`` (dense bf16, :func:`~rs_image.report.throughput.peak_bf16_tflops`),
+    and, given the device's ``peak_tflops`` (dense bf16, :func:`~rs_image.benchmark.throughput.peak_bf16_tflops`),
     the model FLOP utilisation ``mfu`` = achieved / peak (for every option, fp32 rows included)."""
     gmacs = {(r["model"], r["shape"]): r["gmacs"] for r in count_rows_}
     # A result pooled from rounds can carry an error of one round and still have timed steps.
@@ -127,7 +128,8 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return str(v)
 
 
-def _md_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
+def markdown_table(header: Sequence[str], body: Iterable[Sequence[Any]]) -> str:
+    """One markdown table; floats with 2 decimals, None and non-finite values as a dash, strings as they are."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
@@ -153,7 +155,7 @@ def rows_to_markdown(
         ]
         header = ["model", "source", "input", "shape", "frames x rate", "params (M)", "GMACs", "BN GMACs (not incl.)",
                   "activations (M)", "views", "GMACs x views", "reported top-1*"]
-        parts.append(_md_table(header, body))
+        parts.append(markdown_table(header, body))
         sources = sorted({r["top1_source"] for r in counts if r["top1"] is not None})
         if sources:
             parts.append("\n*Top-1 as reported by the models' authors, not measured here: " + "; ".join(sources) + ".")
@@ -174,7 +176,7 @@ def rows_to_markdown(
             )
             for r in throughput
         ]
-        parts.append(_md_table(header, body))
+        parts.append(markdown_table(header, body))
         peaks = sorted({r["peak_tflops"] for r in throughput if r.get("peak_tflops")})
         peak_note = (f"against a dense bf16 peak of {', '.join(f'{p:g}' for p in peaks)} TFLOP/s, for every option "
                      "(fp32 rows too)") if peaks else "n/a: no bf16 peak known for this device (--peak-tflops sets one)"

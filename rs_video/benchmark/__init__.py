@@ -1,20 +1,18 @@
-"""Measuring the loader: the benchmark against PyTorchVideo, its backend and shim, and index-coded videos.
+"""Measuring video: the loader against PyTorchVideo's, inference windows/s against the per-window loop, the GPU
+check, and index-coded videos.
 
-* :mod:`.throughput`: clips/s and worker CPU of our loader and PyTorchVideo's on the same files
-  (``tools/benchmark_data.py``; docs/data.md, "Speed");
-* :mod:`.pytorchvideo_backend`: ``DATA.BACKEND: pytorchvideo``, PyTorchVideo's Kinetics behind a map-style
-  wrapper (:func:`build_pytorchvideo_dataset`, which the video task calls for that backend);
-* :mod:`.pytorchvideo_compat`: the opt-in shim that makes ``pytorchvideo.transforms`` import on current
-  torchvision;
+* :mod:`.loader`: clips/s and worker CPU of our loader and PyTorchVideo's on the same files
+  (``rs-benchmark-data``; docs/data.md, "Speed");
+* :mod:`.inference`: the inference pipeline alone and end to end against the model alone
+  (``rs-benchmark-inference``; docs/inference.md, "Speed");
+* :mod:`.gpu_check`: the checks of the CUDA paths and the throughput rows of ``rs-gpu-check``;
 * :mod:`.synthetic`: videos whose frames carry their own index, for exact checks of decoding and sampling.
 
-This package builds on :mod:`rs_video.data` (the loader), never the other way round.
+Timing, peak memory and model throughput are :mod:`rs_image.benchmark`'s; the tables are
+:mod:`rs_image.report`'s.
 """
 
-from .pytorchvideo_backend import PyTorchVideoKinetics, build_pytorchvideo_dataset
-from .pytorchvideo_compat import enable_pytorchvideo_transforms
-from .synthetic import INDEX_BITS, make_frame, read_frame_index, write_audio_only_file, write_synthetic_video
-from .throughput import (
+from .loader import (
     BenchmarkResult,
     BenchmarkSummary,
     format_table,
@@ -22,11 +20,9 @@ from .throughput import (
     measure_loader,
     run_benchmark,
 )
+from .synthetic import INDEX_BITS, make_frame, read_frame_index, write_audio_only_file, write_synthetic_video
 
 __all__ = [
-    "PyTorchVideoKinetics",
-    "build_pytorchvideo_dataset",
-    "enable_pytorchvideo_transforms",
     "INDEX_BITS",
     "make_frame",
     "read_frame_index",

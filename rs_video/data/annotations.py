@@ -1,47 +1,19 @@
-"""Kinetics-style annotations (``DATA.DATASET: kinetics``): which video files a split holds and their labels.
+"""The annotation contract every source shares (:mod:`rs_video.data.sources`: Kinetics, UCF101, HMDB51, SSv2,
+Charades): what a source returns (:class:`SplitAnnotations` of :class:`VideoRecord`), its errors
+(:class:`AnnotationError` naming the file and line), and the set-up and checks written once for all of them:
 
-This module also holds what every annotation source returns (:class:`VideoRecord`, :class:`SplitAnnotations`)
-and the checks they all end with (:func:`finish_split`); the readers of UCF101, HMDB51 and
-Something-Something v2 are in :mod:`rs_video.data.sources`.
-
-``DATA.PATH_TO_DATA_DIR`` (``DIR``) may hold any of three layouts:
-
-(a) **path-label lists** (SlowFast / PyTorchVideo): ``{split}.csv`` (or ``.txt``; ``validate``/``valid`` are
-    accepted for ``val``) with one ``<path><sep><integer label>`` line per video. ``sep`` is
-    ``DATA.PATH_LABEL_SEPARATOR``; any whitespace separator means "any run of whitespace", and the label is
-    the last field, so paths may contain spaces. Relative paths are joined to ``DATA.PATH_PREFIX`` when it
-    is set (SlowFast), else to the list file's folder. Blank lines and lines starting with ``#`` are
-    skipped.
-(b) **official Kinetics CSVs**: the same file names, or ``kinetics-400_{split}.csv`` /
-    ``kinetics_{split}.csv`` / ``kinetics400_{split}.csv``, starting with the header
-    ``label,youtube_id,time_start,time_end,split[,is_cc]`` (test files may lack ``label``). Videos are
-    ``{youtube_id}_{time_start:06d}_{time_end:06d}.{mp4,mkv,webm}``, searched in ``BASE/{split}``,
-    ``BASE/videos/{split}``, ``BASE/videos`` and ``BASE`` (a video in several of them is taken from the
-    first), each directly or in per-class sub-folders; ``BASE`` is ``DATA.PATH_PREFIX`` when set, else
-    ``DIR``.
-(c) **class folders**: ``DIR/{split}/<class name>/<video>`` (any of .mp4 .mkv .webm .avi .mov), or
-    ``DIR/<class name>/<video>`` when ``DIR`` has neither split folders nor annotation files (every split
-    then reads the same tree).
-
-Annotation files (a, b) are looked for in ``DIR``, then in ``DIR/annotations`` (the common download
-layout: ``DIR/annotations/{train,val,test}.csv`` beside ``DIR/{train,val,test}/``). A split with a file
-uses it; a split without one may still be a ``DIR/{split}/<class>/`` tree, but a ``DIR`` that holds
-annotation files is never read as a class tree itself. The folder names in :data:`RESERVED_FOLDER_NAMES`
-(split folders, ``videos``, ``annotations``) are never class names: a class tree containing one raises
-:class:`AnnotationError` naming it.
-
-For (b) and (c) class names become indices through one sorted class list, ``DIR/classids.json``
-(``{"class name": index}``, SlowFast's format). It is read when it exists; otherwise it is made from the
-class names of *all* the splits' annotation sources that exist (CSV labels, class folders), so train and
-val always agree, and written for later runs.
-
-A malformed line raises :class:`AnnotationError` naming the file and line number. Listed videos that do
-not exist are dropped and reported in one summary line with their count.
+* :func:`check_split_request` first (the split, the official split number, the data folder);
+* the class list as ``classids.json`` (SlowFast's ``{"class name": index}``: :func:`load_class_ids`,
+  :func:`check_class_ids`, :func:`save_class_ids`);
+* finding files and videos: :func:`first_file`, :func:`video_root_candidates`, :func:`records_in_tree`
+  (``<class>/<video>`` trees), :func:`index_videos` and :func:`videos_by_id` (``<id>.<ext>`` files),
+  :func:`numbered_lines`;
+* :func:`finish_split` last (the class count fits the model, missing videos reported in one line, at least
+  one video exists).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -53,13 +25,16 @@ from rs_image.fileio import atomic_write
 
 __all__ = [
     "VIDEO_EXTENSIONS",
+    "DOWNLOAD_EXTENSIONS",
+    "SPLIT_ALIASES",
     "RESERVED_FOLDER_NAMES",
+    "ANNOTATIONS_FOLDER",
+    "CLASS_IDS_FILE",
     "AnnotationError",
     "VideoRecord",
     "SplitAnnotations",
-    "load_split",
-    "read_path_label_list",
-    "read_kinetics_csv",
+    "check_split_request",
+    "video_root_candidates",
     "load_class_ids",
     "check_class_ids",
     "save_class_ids",
@@ -67,23 +42,23 @@ __all__ = [
     "report_missing",
     "finish_split",
     "first_file",
-    "find_split_file",
-    "video_folders",
     "records_in_tree",
     "index_videos",
     "videos_by_id",
-    "check_split_request",
 ]
 
 logger = logging.getLogger(__name__)
 
+#: What a class tree or an input folder may hold.
 VIDEO_EXTENSIONS: Tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-_OFFICIAL_EXTENSIONS = (".mp4", ".mkv", ".webm")
-_SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validate", "valid"), "test": ("test",)}
+#: The containers the official downloaders write (what ``<id>.<ext>`` indexes look for by default).
+DOWNLOAD_EXTENSIONS: Tuple[str, ...] = (".mp4", ".mkv", ".webm")
+#: File and folder names a split may have.
+SPLIT_ALIASES = {"train": ("train",), "val": ("val", "validate", "valid"), "test": ("test",)}
 ANNOTATIONS_FOLDER = "annotations"
-# Folders of the layouts themselves, never class names.
+#: Folders of the layouts themselves, never class names.
 RESERVED_FOLDER_NAMES = frozenset(
-    [alias for aliases in _SPLIT_ALIASES.values() for alias in aliases] + ["videos", ANNOTATIONS_FOLDER]
+    [alias for aliases in SPLIT_ALIASES.values() for alias in aliases] + ["videos", ANNOTATIONS_FOLDER]
 )
 CLASS_IDS_FILE = "classids.json"
 
@@ -122,111 +97,6 @@ class SplitAnnotations:
     class_names: Optional[List[str]] = None
 
 
-def _is_whitespace_separator(separator: Optional[str]) -> bool:
-    return separator is None or separator == "" or separator.isspace()
-
-
-def _resolve(path: str, prefix: str, base_dir: str) -> str:
-    if prefix:
-        return os.path.join(prefix, path)
-    return path if os.path.isabs(path) else os.path.join(base_dir, path)
-
-
-def read_path_label_list(
-    list_file: str, path_prefix: str = "", separator: str = " ", num_classes: Optional[int] = None
-) -> List[VideoRecord]:
-    """Parses a SlowFast/PyTorchVideo ``<path><sep><label>`` list (see module docstring).
-
-    Raises:
-        AnnotationError: a line without a path and an integer label, or a label outside
-            ``[0, num_classes)`` (``-1``, "no label", is allowed), naming ``file:line``.
-    """
-    records = []
-    base_dir = os.path.dirname(os.path.abspath(list_file))
-    whitespace = _is_whitespace_separator(separator)
-    with open(list_file, encoding="utf-8") as handle:
-        for line_number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            fields = line.rsplit(None, 1) if whitespace else [f.strip() for f in line.rsplit(separator, 1)]
-            where = f"{list_file}:{line_number}"
-            shown_sep = "whitespace" if whitespace else repr(separator)
-            hint = " (official Kinetics CSVs need their header line)" if line.count(",") >= 3 else ""
-            if len(fields) != 2 or not fields[0]:
-                raise AnnotationError(
-                    f"{where}: expected '<path> <integer label>' separated by {shown_sep}, got {line!r}{hint}"
-                )
-            try:
-                label = int(fields[1])
-            except ValueError:
-                raise AnnotationError(f"{where}: label {fields[1]!r} is not an integer in {line!r}{hint}") from None
-            if label < -1 or (num_classes is not None and label >= num_classes):
-                raise AnnotationError(f"{where}: label {label} outside [0, {num_classes}) (MODEL.NUM_CLASSES)")
-            records.append(VideoRecord(_resolve(fields[0], path_prefix, base_dir), label))
-    if not records:
-        raise AnnotationError(f"{list_file}: no videos listed")
-    return records
-
-
-@dataclass(frozen=True)
-class _KineticsRow:
-    label_name: Optional[str]
-    youtube_id: str
-    time_start: int
-    time_end: int
-
-    @property
-    def stem(self) -> str:
-        return f"{self.youtube_id}_{self.time_start:06d}_{self.time_end:06d}"
-
-
-def _is_kinetics_csv(path: str) -> bool:
-    with open(path, encoding="utf-8") as handle:
-        header = handle.readline().strip().lower()
-    columns = [c.strip() for c in header.split(",")]
-    return "youtube_id" in columns and "time_start" in columns
-
-
-def read_kinetics_csv(csv_file: str) -> List[_KineticsRow]:
-    """Parses an official Kinetics CSV (``label,youtube_id,time_start,time_end,split[,is_cc]``).
-
-    Raises:
-        AnnotationError: missing columns or a malformed row, naming ``file:line``.
-    """
-    rows = []
-    with open(csv_file, encoding="utf-8", newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [c.strip().lower() for c in next(reader)]
-        except StopIteration:
-            raise AnnotationError(f"{csv_file}: empty file") from None
-        needed = ("youtube_id", "time_start", "time_end")
-        if any(c not in header for c in needed):
-            raise AnnotationError(f"{csv_file}:1: header {header} lacks one of {list(needed)}")
-        position = {name: header.index(name) for name in header}
-        for fields in reader:
-            line_number = reader.line_num
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            where = f"{csv_file}:{line_number}"
-            if len(fields) != len(header):
-                raise AnnotationError(f"{where}: expected {len(header)} comma-separated fields {header}, got {fields}")
-            try:
-                start = int(float(fields[position["time_start"]]))
-                end = int(float(fields[position["time_end"]]))
-            except ValueError:
-                raise AnnotationError(f"{where}: time_start/time_end are not numbers in {fields}") from None
-            youtube_id = fields[position["youtube_id"]].strip()
-            if not youtube_id:
-                raise AnnotationError(f"{where}: empty youtube_id")
-            label = fields[position["label"]].strip() if "label" in position else None
-            rows.append(_KineticsRow(label or None, youtube_id, start, end))
-    if not rows:
-        raise AnnotationError(f"{csv_file}: no videos listed")
-    return rows
-
-
 def load_class_ids(path: str) -> Dict[str, int]:
     """Reads ``classids.json``: ``{"name": index}`` (or a list of names in index order)."""
     try:
@@ -262,14 +132,6 @@ def save_class_ids(path: str, class_ids: Dict[str, int]) -> bool:
         return False
 
 
-def _split_file_names(split: str) -> List[str]:
-    names = []
-    for alias in _SPLIT_ALIASES[split]:
-        names += [f"{alias}.csv", f"{alias}.txt", f"kinetics-400_{alias}.csv", f"kinetics400_{alias}.csv",
-                  f"kinetics_{alias}.csv"]
-    return names
-
-
 def first_file(folders: Iterable[str], names: Iterable[str]) -> Optional[str]:
     """The first ``folder/name`` that is a file, folders first, then names in their order; or None."""
     names = list(names)
@@ -279,77 +141,6 @@ def first_file(folders: Iterable[str], names: Iterable[str]) -> Optional[str]:
             if os.path.isfile(path):
                 return path
     return None
-
-
-def find_split_file(data_dir: str, split: str, suffix: str = "") -> Optional[str]:
-    """The annotation file of ``split`` in ``data_dir`` or ``data_dir/annotations`` (names ending in
-    ``suffix``), or None."""
-    return first_file((data_dir, os.path.join(data_dir, ANNOTATIONS_FOLDER)),
-                      (name for name in _split_file_names(split) if name.endswith(suffix)))
-
-
-def _annotation_files(data_dir: str) -> List[str]:
-    found = (find_split_file(data_dir, split) for split in _SPLIT_ALIASES)
-    return [path for path in found if path is not None]
-
-
-def _sub_dirs(folder: str) -> List[str]:
-    try:
-        return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-    except FileNotFoundError:
-        return []
-
-
-def _tree_classes(tree: str, data_dir: str) -> List[str]:
-    """The class folders of a class tree; a reserved folder name there is an error, never a class."""
-    names = _sub_dirs(tree)
-    reserved = [name for name in names if name.lower() in RESERVED_FOLDER_NAMES]
-    if reserved:
-        folder = os.path.join(tree, reserved[0])
-        if tree == data_dir:
-            reason = (f"{data_dir} holds no annotation files (train.csv, val.csv, ... in it or in "
-                      f"{ANNOTATIONS_FOLDER}/) and no train/val/test folders, so it was read as a class tree "
-                      f"<class>/<video>")
-        else:
-            reason = f"{tree} was read as a class tree {os.path.basename(tree)}/<class>/<video>"
-        raise AnnotationError(
-            f"{folder}: {reason}, but {reserved[0]!r} is a reserved folder name (split folders, 'videos', "
-            f"'{ANNOTATIONS_FOLDER}'), not a class; add the annotation files the videos belong to, or rename "
-            f"the folder"
-        )
-    return names
-
-
-def _find_split_tree(data_dir: str, split: str) -> Optional[str]:
-    for alias in _SPLIT_ALIASES[split]:
-        folder = os.path.join(data_dir, alias)
-        if os.path.isdir(folder) and _sub_dirs(folder):
-            return folder
-    has_split_dirs = any(os.path.isdir(os.path.join(data_dir, a)) for names in _SPLIT_ALIASES.values() for a in names)
-    # A data root holding annotation files is never a class tree (its videos/ would become a class).
-    if not has_split_dirs and not _annotation_files(data_dir) and _sub_dirs(data_dir):
-        return data_dir
-    return None
-
-
-def _tree_videos(tree: str, data_dir: str) -> List[Tuple[str, str]]:
-    """(class name, path) of every video file in ``tree/<class>/``, sorted."""
-    found = []
-    for name in _tree_classes(tree, data_dir):
-        class_dir = os.path.join(tree, name)
-        for entry in sorted(os.scandir(class_dir), key=lambda e: e.name):
-            if entry.is_file() and os.path.splitext(entry.name)[1].lower() in VIDEO_EXTENSIONS:
-                found.append((name, entry.path))
-    return found
-
-
-def video_folders(base: str, split: str) -> List[str]:
-    """The existing folders that may hold ``split``'s videos, most specific first: ``base/{split}``,
-    ``base/videos/{split}``, ``base/videos``, ``base``."""
-    aliases = _SPLIT_ALIASES[split]
-    candidates = [os.path.join(base, a) for a in aliases] + [os.path.join(base, "videos", a) for a in aliases]
-    candidates += [os.path.join(base, "videos"), base]
-    return [c for c in candidates if os.path.isdir(c)]
 
 
 def records_in_tree(
@@ -372,7 +163,7 @@ def records_in_tree(
     return records, missing
 
 
-def index_videos(folders: Sequence[str], extensions: Sequence[str] = _OFFICIAL_EXTENSIONS) -> Dict[str, str]:
+def index_videos(folders: Sequence[str], extensions: Sequence[str] = DOWNLOAD_EXTENSIONS) -> Dict[str, str]:
     """File stem -> path of the videos directly in each folder or in its sub-folders (per-class layout).
 
     Sub-folders with a reserved name are not searched (they are folders of their own, another split's
@@ -400,43 +191,21 @@ def index_videos(folders: Sequence[str], extensions: Sequence[str] = _OFFICIAL_E
     return index
 
 
-def _split_class_names(data_dir: str, split: str) -> Optional[List[str]]:
-    """Class names of a split in layout (b) or (c), or None when the split is absent or a (a) list."""
-    split_file = find_split_file(data_dir, split)
-    if split_file is not None:
-        if not _is_kinetics_csv(split_file):
-            return None
-        return sorted({row.label_name for row in read_kinetics_csv(split_file) if row.label_name})
-    tree = _find_split_tree(data_dir, split)
-    if tree is not None:
-        return _tree_classes(tree, data_dir)
-    return None
-
-
-def _class_ids_for(data_dir: str, needed: Iterable[str]) -> Dict[str, int]:
-    """The data set's class list (read, or made from all splits and saved) covering ``needed``."""
-    path = os.path.join(data_dir, CLASS_IDS_FILE)
-    if os.path.isfile(path):
-        class_ids = load_class_ids(path)
-    else:
-        names = set()
-        for split in _SPLIT_ALIASES:
-            names.update(_split_class_names(data_dir, split) or [])
-        class_ids = {name: index for index, name in enumerate(sorted(names))}
-        if save_class_ids(path, class_ids):
-            logger.info("wrote %s (%d classes, sorted names of all splits)", path, len(class_ids))
-    unknown = sorted(set(needed) - set(class_ids))
-    if unknown:
-        raise AnnotationError(f"{path}: has no entry for classes {unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
-    return class_ids
-
-
-def check_split_request(data_dir: str, split: str) -> None:
-    """What every source checks first: ``split`` is train, val or test and ``data_dir`` is a folder."""
-    if split not in _SPLIT_ALIASES:
+def check_split_request(data_dir: str, split: str, split_number: Optional[int] = None, dataset: str = "") -> None:
+    """What every source checks first: ``split`` is train, val or test, ``split_number`` (for data sets with
+    official splits 1, 2, 3: ``DATA.SPLIT``) is one of them, and ``data_dir`` is a folder."""
+    if split not in SPLIT_ALIASES:
         raise ValueError(f"split must be train, val or test, got {split!r}")
+    if split_number is not None and split_number not in (1, 2, 3):
+        raise ValueError(f"{dataset} has official splits 1, 2 and 3 (DATA.SPLIT), got {split_number}")
     if not os.path.isdir(data_dir):
         raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+
+
+def video_root_candidates(data_dir: str, video_root: str, folders: Sequence[str]) -> List[str]:
+    """Where a data set's videos may be: ``DATA.PATH_PREFIX`` when set, else each of its download's
+    ``folders`` under ``data_dir`` ("" is ``data_dir`` itself), in order."""
+    return [video_root] if video_root else [os.path.join(data_dir, folder) for folder in folders]
 
 
 def videos_by_id(
@@ -507,78 +276,3 @@ def finish_split(
     if not records:
         raise AnnotationError(f"{source}: none of the {num_listed} listed videos exists{searched}")
     return SplitAnnotations(records, missing, source, fmt, class_names)
-
-
-def load_split(
-    data_dir: str, split: str, path_prefix: str = "", separator: str = " ", num_classes: Optional[int] = None,
-) -> SplitAnnotations:
-    """Loads one split in whichever layout ``data_dir`` has (see module docstring).
-
-    Args:
-        data_dir: ``DATA.PATH_TO_DATA_DIR``.
-        split: "train", "val" or "test".
-        path_prefix: ``DATA.PATH_PREFIX``.
-        separator: ``DATA.PATH_LABEL_SEPARATOR``.
-        num_classes: ``MODEL.NUM_CLASSES``, to reject out-of-range labels early.
-
-    Raises:
-        FileNotFoundError: nothing for ``split`` in ``data_dir``.
-        AnnotationError: malformed content, or no listed video exists.
-    """
-    if split not in _SPLIT_ALIASES:
-        raise ValueError(f"split must be one of {list(_SPLIT_ALIASES)}, got {split!r}")
-    if not os.path.isdir(data_dir):
-        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
-    split_file = find_split_file(data_dir, split)
-    class_names = None
-    if split_file is not None and not _is_kinetics_csv(split_file):
-        listed = read_path_label_list(split_file, path_prefix, separator, num_classes)
-        records = [r for r in listed if os.path.exists(r.path)]
-        missing = [r.path for r in listed if not os.path.exists(r.path)]
-        source, fmt, searched = split_file, "list", ""
-        class_ids_path = os.path.join(data_dir, CLASS_IDS_FILE)
-        if os.path.isfile(class_ids_path):  # names for logs and reports; the labels stay as listed
-            class_ids = load_class_ids(class_ids_path)
-            class_names = sorted(class_ids, key=class_ids.get)
-            too_large = [r.label for r in listed if r.label >= len(class_names)]
-            if too_large:
-                raise AnnotationError(
-                    f"{split_file}: label {max(too_large)} has no name in {class_ids_path} ({len(class_names)} classes)"
-                )
-    elif split_file is not None:
-        rows = read_kinetics_csv(split_file)
-        class_ids = _class_ids_for(data_dir, {r.label_name for r in rows if r.label_name})
-        base = path_prefix or data_dir
-        folders = video_folders(base, split)
-        available = index_videos(folders)
-        records, missing = [], []
-        for row in rows:
-            label = class_ids[row.label_name] if row.label_name else -1
-            path = available.get(row.stem)
-            if path is None:
-                missing.append(os.path.join(folders[0] if folders else base, row.stem + ".mp4"))
-            else:
-                records.append(VideoRecord(path, label))
-        source, fmt, listed = split_file, "kinetics_csv", rows
-        where = ", ".join(folders) if folders else f"{base} (not a folder)"
-        searched = (f"; searched {where} and their class sub-folders for "
-                    f"<youtube_id>_<start:06d>_<end:06d>{'/'.join(_OFFICIAL_EXTENSIONS)}")
-        class_names = sorted(class_ids, key=class_ids.get)
-    else:
-        tree = _find_split_tree(data_dir, split)
-        if tree is None:
-            aliases = "/".join(_SPLIT_ALIASES[split])
-            others = _annotation_files(data_dir)
-            has_others = f" (it has {', '.join(others)} for other splits)" if others else ""
-            raise DataNotFoundError(
-                f"no annotations for split {split!r} in {data_dir}{has_others}: expected {aliases}.csv (path-label "
-                f"list or official Kinetics CSV) in it or in {ANNOTATIONS_FOLDER}/, or a {split}/<class>/<video> "
-                f"folder tree"
-            )
-        found = _tree_videos(tree, data_dir)
-        class_ids = _class_ids_for(data_dir, {name for name, _ in found})
-        records = [VideoRecord(path, class_ids[name]) for name, path in found]
-        missing, source, fmt, listed, searched = [], tree, "class_folders", found, ""
-        class_names = sorted(class_ids, key=class_ids.get)
-    return finish_split(records, missing, source, fmt, class_names, num_listed=len(listed), num_classes=num_classes,
-                        class_file=os.path.join(data_dir, CLASS_IDS_FILE), searched=searched)

@@ -439,7 +439,7 @@ def build_video_dataset(cfg, split: str, annotations: Optional[SplitAnnotations]
     """Our loader's data set for ``split`` ("train", "val" or "test") from the config contract (docs/data.md).
 
     It is ``DATA.BACKEND: native``; the video task builds ``pytorchvideo``, the comparison backend, with
-    ``rs_video.benchmark.build_pytorchvideo_dataset`` (this package never imports it). ``annotations``
+    ``rs_video.data.build_pytorchvideo_dataset`` (this package never imports it). ``annotations``
     replaces the split's annotation files (the video predictor passes the videos it was given, so that its
     views are the test tool's).
     """
@@ -447,7 +447,7 @@ def build_video_dataset(cfg, split: str, annotations: Optional[SplitAnnotations]
     if data.BACKEND != "native":
         raise ValueError(
             f"build_video_dataset builds DATA.BACKEND 'native', got {data.BACKEND!r} "
-            "(DATA.BACKEND 'pytorchvideo' is rs_video.benchmark.build_pytorchvideo_dataset)"
+            "(DATA.BACKEND 'pytorchvideo' is rs_video.data.build_pytorchvideo_dataset)"
         )
     listed, sampler, transform = build_split_inputs(cfg, split, read_annotations=annotations is None)
     annotations = annotations if annotations is not None else listed

@@ -45,7 +45,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from rs_image.fileio import atomic_path
 
-from .annotations import VIDEO_EXTENSIONS, find_split_file, index_videos, read_kinetics_csv, video_folders
+from .annotations import VIDEO_EXTENSIONS, index_videos
+from .sources.kinetics import find_split_file, read_kinetics_csv, video_folders
 from .decoders import display_quarter_turns
 
 __all__ = ["PrepareReport", "prepare_kinetics", "reencode_video", "find_kinetics_csv"]

@@ -1,4 +1,5 @@
-"""``rs_video.create_model``: video backbones, optionally inflated from 2D ResNet-RS weights."""
+"""``rs_video.create_model``: video backbones, optionally inflated from 2D ResNet-RS weights; the video family of
+:data:`rs_image.models.MODELS` (registered on import), so ``rs_image.create_model`` answers these names too."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from typing import Any, Optional, Sequence
 
 from torch import nn
 
-from rs_image.models import IMAGE_MODELS, build_and_load
-from rs_image.models import create_model as create_image_model
+from rs_image.models import IMAGE_MODELS, MODELS, build_and_load, create_image_model
 from rs_image.models.weights import WeightsSource
 
 from .inflate import inflate
@@ -64,6 +64,9 @@ def create_model(
     return model
 
 
+MODELS.add_family(VIDEO_MODELS, create_model, task="video")
+
+
 def list_models(pattern: str = "*") -> list:
-    """Names of the registered video models (shell-style ``pattern``)."""
+    """Names of the registered video models (shell-style ``pattern``); every family's: ``MODELS.list()``."""
     return VIDEO_MODELS.list(pattern)

@@ -2,10 +2,9 @@
 
 PyTorchVideo's pattern: a source is a small reader over the one generic data set. Every reader returns
 the same :class:`~rs_video.data.annotations.SplitAnnotations` (records, missing videos, source, format,
-class names) and :class:`~rs_video.data.VideoDataset` serves them all.
+class names; :mod:`rs_video.data.annotations` is the contract and the set-up they share) and :class:`~rs_video.data.VideoDataset` serves them all.
 
-* ``kinetics`` (default): path-label lists, official Kinetics CSVs, class trees
-  (:func:`rs_video.data.annotations.load_split`); one split.
+* ``kinetics`` (default): path-label lists, official Kinetics CSVs, class trees (:mod:`.kinetics`); one split.
 * ``ucf101``: ``UCF-101/`` and ``ucfTrainTestlist/`` (:mod:`.ucf101`); ``DATA.SPLIT`` 1, 2 or 3.
 * ``hmdb51``: class folders and ``testTrainMulti_7030_splits/`` (:mod:`.hmdb51`); ``DATA.SPLIT`` 1, 2 or 3.
 * ``ssv2``: ``labels/*.json`` and ``<id>.webm`` (:mod:`.ssv2`); one split; horizontal flips change labels.
@@ -22,9 +21,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Tuple
 
-from ..annotations import SplitAnnotations, load_split
+from ..annotations import SplitAnnotations
 from .charades import load_charades_split
 from .hmdb51 import load_hmdb51_split
+from .kinetics import load_kinetics_split
 from .ssv2 import load_ssv2_split
 from .ucf101 import load_ucf101_split
 
@@ -52,8 +52,8 @@ class AnnotationSource:
 
 def _kinetics(cfg: Any, split: str) -> SplitAnnotations:
     data = cfg.DATA
-    return load_split(data.PATH_TO_DATA_DIR, split, path_prefix=data.PATH_PREFIX,
-                      separator=data.PATH_LABEL_SEPARATOR, num_classes=int(cfg.MODEL.NUM_CLASSES))
+    return load_kinetics_split(data.PATH_TO_DATA_DIR, split, path_prefix=data.PATH_PREFIX,
+                               separator=data.PATH_LABEL_SEPARATOR, num_classes=int(cfg.MODEL.NUM_CLASSES))
 
 
 def _ucf101(cfg: Any, split: str) -> SplitAnnotations:

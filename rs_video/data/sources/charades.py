@@ -27,7 +27,8 @@ from typing import Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, check_split_request, finish_split, first_file, numbered_lines, videos_by_id,
+    AnnotationError, SplitAnnotations, check_split_request, finish_split, first_file, numbered_lines,
+    video_root_candidates, videos_by_id,
 )
 
 __all__ = ["ANNOTATION_FOLDERS", "VIDEO_FOLDERS", "read_charades_classes", "read_charades_csv", "load_charades_split"]
@@ -121,7 +122,7 @@ def load_charades_split(
     class_names, class_ids = read_charades_classes(class_file)
     split_file = _find(data_dir, split)
     rows = read_charades_csv(split_file, class_ids)
-    candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
+    candidates = video_root_candidates(data_dir, video_root, VIDEO_FOLDERS)
     records, missing, searched = videos_by_id(candidates, rows, VIDEO_EXTENSIONS, ", e.g. Charades_v1_480")
     return finish_split(records, missing, split_file, "charades", class_names, num_listed=len(rows),
                         num_classes=num_classes, class_file=class_file, searched=searched)

@@ -26,7 +26,10 @@ from typing import Dict, List, Optional, Tuple
 
 from rs_image.errors import DataNotFoundError
 
-from ..annotations import AnnotationError, SplitAnnotations, finish_split, numbered_lines, records_in_tree
+from ..annotations import (
+    AnnotationError, SplitAnnotations, check_split_request, finish_split, numbered_lines, records_in_tree,
+    video_root_candidates,
+)
 
 __all__ = ["SPLIT_FOLDERS", "VIDEO_FOLDERS", "FLAGS", "find_split_files", "read_hmdb51_split_file",
            "load_hmdb51_split"]
@@ -95,12 +98,7 @@ def load_hmdb51_split(
         video_root: ``DATA.PATH_PREFIX``: the folder holding the ``<class>/`` folders ("" = search ``DIR``).
         num_classes: ``MODEL.NUM_CLASSES``, to reject a class list that does not fit the model.
     """
-    if split not in FLAGS:
-        raise ValueError(f"split must be one of {list(FLAGS)}, got {split!r}")
-    if split_number not in (1, 2, 3):
-        raise ValueError(f"HMDB51 has official splits 1, 2 and 3 (DATA.SPLIT), got {split_number}")
-    if not os.path.isdir(data_dir):
-        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+    check_split_request(data_dir, split, split_number, "HMDB51")
     folder, files = find_split_files(data_dir)
     source = os.path.join(folder, f"*_test_split{split_number}.txt")
     chosen = files.get(split_number, {})
@@ -117,7 +115,7 @@ def load_hmdb51_split(
                  if flag == FLAGS[split]]
     if not rows:
         raise AnnotationError(f"{source}: no video has flag {FLAGS[split]} ({split})")
-    candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
+    candidates = video_root_candidates(data_dir, video_root, VIDEO_FOLDERS)
     records, missing = records_in_tree(candidates, rows)
     searched = (f"; searched {', '.join(candidates)} for <class>/<video> (set DATA.PATH_PREFIX to the folder of "
                 f"HMDB51's class folders)")

@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, check_split_request, check_class_ids, finish_split, first_file, videos_by_id,
+    AnnotationError, SplitAnnotations, check_split_request, check_class_ids, finish_split, first_file, video_root_candidates,
+    videos_by_id,
 )
 
 __all__ = ["LABEL_FOLDERS", "VIDEO_FOLDERS", "FILE_NAMES", "read_ssv2_labels", "read_ssv2_entries",
@@ -143,7 +144,7 @@ def load_ssv2_split(
     class_names = read_ssv2_labels(class_file)
     split_file = _find_json(data_dir, split)
     rows = read_ssv2_entries(split_file, {name: index for index, name in enumerate(class_names)})
-    candidates = [video_root] if video_root else [os.path.join(data_dir, sub) for sub in VIDEO_FOLDERS]
+    candidates = video_root_candidates(data_dir, video_root, VIDEO_FOLDERS)
     records, missing, searched = videos_by_id(candidates, rows, VIDEO_EXTENSIONS, "")
     return finish_split(records, missing, split_file, "ssv2", class_names, num_listed=len(rows),
                         num_classes=num_classes, class_file=class_file, searched=searched)

@@ -26,7 +26,8 @@ from typing import Dict, List, Optional, Tuple
 from rs_image.errors import DataNotFoundError
 
 from ..annotations import (
-    AnnotationError, SplitAnnotations, finish_split, first_file, numbered_lines, records_in_tree,
+    AnnotationError, SplitAnnotations, check_split_request, finish_split, first_file, numbered_lines, records_in_tree,
+    video_root_candidates,
 )
 
 __all__ = ["LIST_FOLDERS", "VIDEO_FOLDERS", "read_class_index", "read_ucf101_list", "load_ucf101_split"]
@@ -119,18 +120,13 @@ def load_ucf101_split(
         video_root: ``DATA.PATH_PREFIX``: the folder holding the ``<Class>/`` folders ("" = search ``DIR``).
         num_classes: ``MODEL.NUM_CLASSES``, to reject a class list that does not fit the model.
     """
-    if split not in ("train", "val", "test"):
-        raise ValueError(f"split must be train, val or test, got {split!r}")
-    if split_number not in (1, 2, 3):
-        raise ValueError(f"UCF101 has official splits 1, 2 and 3 (DATA.SPLIT), got {split_number}")
-    if not os.path.isdir(data_dir):
-        raise DataNotFoundError(f"DATA.PATH_TO_DATA_DIR {data_dir!r} is not a folder")
+    check_split_request(data_dir, split, split_number, "UCF101")
     class_file = _find_list(data_dir, "classInd.txt")
     class_names = read_class_index(class_file)
     kind = "train" if split == "train" else "test"
     list_file = _find_list(data_dir, f"{kind}list{split_number:02d}.txt")
     rows = read_ucf101_list(list_file, {name: index for index, name in enumerate(class_names)}, kind == "train")
-    candidates = [video_root] if video_root else [os.path.join(data_dir, folder) for folder in VIDEO_FOLDERS]
+    candidates = video_root_candidates(data_dir, video_root, VIDEO_FOLDERS)
     records, missing = records_in_tree(candidates, rows)
     searched = (f"; searched {', '.join(candidates)} for <Class>/<video> (set DATA.PATH_PREFIX to the folder of "
                 f"UCF-101's class folders)")

@@ -19,6 +19,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from rs_image.upstream import quiet_upstream_import
+
 __all__ = ["enable_pytorchvideo_transforms"]
 
 _OLD_NAME = "torchvision.transforms.functional_tensor"
@@ -29,7 +31,7 @@ def enable_pytorchvideo_transforms() -> ModuleType:
 
     Example::
 
-        from rs_video.benchmark import enable_pytorchvideo_transforms
+        from rs_video.data import enable_pytorchvideo_transforms
         ptv_transforms = enable_pytorchvideo_transforms()
         ptv_transforms.ShortSideScale(256)
 
@@ -49,4 +51,4 @@ def enable_pytorchvideo_transforms() -> ModuleType:
                     "install pytorchvideo from git main instead of the shim"
                 ) from error
             sys.modules[_OLD_NAME] = private
-    return importlib.import_module("pytorchvideo.transforms")
+    return quiet_upstream_import("pytorchvideo.transforms")  # it scripts its augmentations at import

@@ -20,12 +20,12 @@ Configurations:
   decoded video: ``AUG.NUM_SAMPLE`` S augmentations of one window (repeated augmentation, "1xS") or
   ``DATA.TRAIN_CROP_NUM_TEMPORAL`` W windows ("Wx1"). The timed number of clips stays the same, so a row with
   K clips per video decodes 1/K as many videos; its ratio to one clip per video is taken round by round;
-* ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo``, :func:`~rs_video.benchmark.build_pytorchvideo_dataset`
+* ``ptv-backend/<decoder>``: ``DATA.BACKEND=pytorchvideo``, :func:`~rs_video.data.build_pytorchvideo_dataset`
   (PyTorchVideo decoding, our transforms);
 * ``ptv-recipe/<decoder>``: ``pytorchvideo.data.Kinetics`` with PyTorchVideo's own transform recipe
   (``UniformTemporalSubsample -> Div255 -> Normalize -> RandomShortSideScale -> RandomCrop -> flip`` in
   train mode; ``ShortSideScale -> uniform crop`` in test mode), as SlowFast's ``Ptvkinetics`` builds it,
-  using :func:`~rs_video.benchmark.enable_pytorchvideo_transforms`.
+  using :func:`~rs_video.data.enable_pytorchvideo_transforms`.
 
 All use the same files, the same T x tau at TARGET_FPS (clip duration ``T * tau / 30`` s), the same
 crop sizes, scale jitter and normalisation. PyTorchVideo rows always deliver float32 normalised clips
@@ -47,10 +47,9 @@ import torch
 
 from rs_image.data.randomness import EpochIndex
 from rs_image.fileio import atomic_path
-from rs_video.data import build_split_inputs, build_video_dataset, collate_clips
+from rs_video.data import (PyTorchVideoKinetics, build_pytorchvideo_dataset, build_split_inputs, build_video_dataset,
+                           collate_clips, enable_pytorchvideo_transforms)
 
-from .pytorchvideo_backend import PyTorchVideoKinetics, build_pytorchvideo_dataset
-from .pytorchvideo_compat import enable_pytorchvideo_transforms
 from .synthetic import write_synthetic_video
 
 __all__ = [

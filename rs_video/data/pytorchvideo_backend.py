@@ -35,7 +35,12 @@ from typing import Dict, Optional, Sequence
 import torch
 
 from rs_image.data.failures import FailureReport
-from rs_video.data import ClipSampler, ClipTransform, VideoRecord, build_split_inputs
+from rs_image.upstream import quiet_upstream_import
+
+from .annotations import VideoRecord
+from .dataset import build_split_inputs
+from .sampling import ClipSampler
+from .transforms import ClipTransform
 
 __all__ = ["PyTorchVideoKinetics", "build_pytorchvideo_dataset"]
 
@@ -99,7 +104,8 @@ class PyTorchVideoKinetics(torch.utils.data.Dataset):
         return FailureReport(0, 0, self.num_videos)
 
     def _build(self):
-        from pytorchvideo.data import LabeledVideoDataset, make_clip_sampler
+        ptv_data = quiet_upstream_import("pytorchvideo.data")
+        LabeledVideoDataset, make_clip_sampler = ptv_data.LabeledVideoDataset, ptv_data.make_clip_sampler
 
         duration = self.sampler.duration_seconds
         if self.mode == "train":

@@ -203,7 +203,8 @@ def _memory_format(ndim: int) -> torch.memory_format:
     return torch.channels_last_3d if ndim == 5 else torch.channels_last
 
 
-def _version(package: str) -> str:
+def package_version(package: str) -> str:
+    """The installed version of ``package``, or "not installed"."""
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -231,10 +232,10 @@ def machine_info(device: str = "cpu") -> Dict[str, object]:
         torch_threads=torch.get_num_threads(),
         load_average=" ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a",
         torch=torch.__version__,
-        torchvision=_version("torchvision"),
-        fvcore=_version("fvcore"),
-        timm=_version("timm"),
-        pytorchvideo=_version("pytorchvideo"),
+        torchvision=package_version("torchvision"),
+        fvcore=package_version("fvcore"),
+        timm=package_version("timm"),
+        pytorchvideo=package_version("pytorchvideo"),
         device=device,
     )
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
