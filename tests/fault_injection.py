@@ -33,9 +33,11 @@ class SignalAt(Hook):
     """Sends ``sig`` to this process after global step ``step`` (on ``ranks``, all when ``None``)."""
 
     def __init__(self, sig: signal.Signals, step: int, ranks: Sequence[int] | None = None) -> None:
+        super().__init__()
         self.sig, self.step, self.ranks = sig, step, ranks
 
-    def after_step(self, trainer: Any, epoch: int, step: int) -> None:
+    def after_step(self, epoch: int, step: int) -> None:
+        trainer = self.trainer
         if trainer.global_step == self.step and (self.ranks is None or trainer.dist.rank in self.ranks):
             os.kill(os.getpid(), self.sig)
 

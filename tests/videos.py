@@ -9,9 +9,13 @@ import random
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
 
-from rs_video.benchmark.synthetic import write_audio_only_file, write_synthetic_video
+import torch
 
-__all__ = ["BROKEN_KINDS", "data_cfg", "write_video", "write_broken", "write_list", "list_dataset"]
+from rs_video.benchmark.synthetic import write_audio_only_file, write_synthetic_video
+from rs_video.data import VideoDecoder
+
+__all__ = ["BROKEN_KINDS", "data_cfg", "write_video", "write_broken", "write_list", "list_dataset", "CountingDecoder",
+           "expected_substitution"]
 
 BROKEN_KINDS = ("missing", "empty", "truncated", "garbage", "audio_only")
 
@@ -96,3 +100,28 @@ def data_cfg(data_dir, **overrides):
             node = getattr(node, part)
         setattr(node, parts[-1], value)
     return cfg
+
+
+class CountingDecoder:
+    """Wraps a decoder and counts opens per (DataLoader worker, video) in shared memory."""
+
+    read = VideoDecoder.read  # the data set reads through read(), which opens through this open()
+
+    def __init__(self, decoder, paths, workers: int = 1) -> None:
+        self.decoder, self.name, self.fallback = decoder, decoder.name, decoder.fallback
+        self.video_of = {path: index for index, path in enumerate(paths)}
+        self.opens = torch.zeros(workers, len(paths), dtype=torch.int64).share_memory_()
+
+    def open(self, path):
+        worker = torch.utils.data.get_worker_info()
+        self.opens[0 if worker is None else worker.id, self.video_of[path]] += 1
+        return self.decoder.open(path)
+
+
+def expected_substitution(dataset, index, epoch, good):
+    """(video used, candidates passed over) for ``index``: the first good one of its seeded candidates."""
+    for attempt in range(dataset.policy.num_retries + 1):
+        candidate = dataset.policy.candidate(index, epoch, attempt)
+        if candidate in good:
+            return candidate, attempt
+    raise AssertionError("no good candidate")

@@ -30,13 +30,14 @@ class StepTimer(Hook):
     """Seconds between consecutive ``after_step`` events (the first step is timed from ``before_train``)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.times: List[float] = []
         self._last: Optional[float] = None
 
-    def before_train(self, trainer: Any) -> None:
+    def before_train(self) -> None:
         self._last = time.perf_counter()
 
-    def after_step(self, trainer: Any, epoch: int, step: int) -> None:
+    def after_step(self, epoch: int, step: int) -> None:
         now = time.perf_counter()
         self.times.append(now - self._last)
         self._last = now
@@ -69,7 +70,7 @@ def time_training_loop(steps: int = 200, log_period: int = 20, threads: int = 1)
                 "TRAIN.EVAL_PERIOD", "0", "TEST.ENABLE", "False", "LOG_PERIOD", str(log_period),
                 "TRAIN.MAX_STEPS_PER_EPOCH", str(steps), "DATA.TRAIN_CROP_SIZE", "32", "DATA.TEST_CROP_SIZE", "32"]
         trainer = Trainer(load_config(None, opts), _InMemoryTask())
-        trainer.hooks.append(timer)
+        trainer.register_hooks([timer])
         start = time.perf_counter()
         trainer.train()
         total = time.perf_counter() - start

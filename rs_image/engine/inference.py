@@ -12,11 +12,11 @@ from tqdm import tqdm
 
 from rs_image.errors import TooManyFailuresError
 from rs_image.models import WeightsError, resolve_weights
-from rs_image.recipe import set_bn_momentum
 from rs_image.report.confusion import confusion_figure, most_confused_pairs
 from rs_image.report.figure import save_png
 
 from . import distributed as du
+from .assembly import build_model
 from .checkpoint import CheckpointError, checkpoint_dir, find_resume_checkpoint
 from .class_metrics import ClassStats, write_confusion_csv, write_per_class_csv
 from .multilabel import write_multilabel_per_class_csv
@@ -61,15 +61,12 @@ def build_test_model(cfg: CfgNode, task: Task, weights: str, device: torch.devic
     """The model the test scores: ``task.create_model(cfg)`` with ``weights`` loaded as for testing (EMA with
     ``TEST.USE_EMA``), in eval mode on ``device``, and the input memory format (``MODEL.CHANNELS_LAST``).
     :func:`run_test` and the video predictor (``rs_video.inference``) both build their model here."""
-    model = task.create_model(cfg)
-    set_bn_momentum(model, cfg.BN.MOMENTUM)
-    _check_classifier(model, weights, cfg.TEST.USE_EMA, cfg.MODEL.NUM_CLASSES)
-    task.load_weights_for_test(model, weights, prefer_ema=cfg.TEST.USE_EMA)
-    model.to(device).eval()
-    memory_format = task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
-    if memory_format is not None:
-        model.to(memory_format=memory_format)
-    return model, memory_format
+    def load(model: nn.Module) -> None:
+        _check_classifier(model, weights, cfg.TEST.USE_EMA, cfg.MODEL.NUM_CLASSES)
+        task.load_weights_for_test(model, weights, prefer_ema=cfg.TEST.USE_EMA)
+
+    model, memory_format = build_model(cfg, task, device, load)
+    return model.eval(), memory_format
 
 
 def _check_classifier(model: nn.Module, weights: str, prefer_ema: bool, num_classes: int) -> None:

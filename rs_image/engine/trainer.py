@@ -1,8 +1,11 @@
 """The training loop: ResNet-RS recipe, checkpoints with exact resume, DDP, validation, metrics.
 
-:class:`Trainer` is generic over a :class:`~rs_image.engine.tasks.Task`. It is assembled from small
-``build_*`` methods (detectron2's ``DefaultTrainer``) that a subclass can override; everything around the
-loop (metrics, precise BN, checkpoints, validation) is an ordered list of hooks (:mod:`rs_image.engine.hooks`).
+:class:`Trainer` is generic over a :class:`~rs_image.engine.tasks.Task`. It is assembled from builders that
+return what they make (:mod:`rs_image.engine.assembly`; the ``build_*`` methods call them and a subclass may
+override any of them without breaking another), with the numbers of the run fixed once in a frozen
+:class:`~rs_image.engine.assembly.TrainingPlan` (``trainer.plan``); everything around the loop (metrics,
+precise BN, checkpoints, validation, your own) is an ordered list of hooks with their settings
+(:mod:`rs_image.engine.hooks`).
 One optimizer step per ``TRAIN.GRAD_ACCUM_STEPS`` micro-batches (1: per batch); every count of steps (the
 schedule, the EMA, logging, checkpoints, ``TRAIN.MAX_STEPS_PER_EPOCH``) counts optimizer steps, and the
 global batch that the learning rate is scaled by counts the samples of one optimizer step over all
@@ -38,7 +41,7 @@ import logging
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -46,23 +49,21 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader
 from tqdm import tqdm
 
-from rs_image.errors import DataError, UserError
+from rs_image.errors import UserError
 from rs_image.fileio import atomic_copy, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
-    build_cosine_warmup_scheduler,
-    build_sgd,
     check_bn_ema_convention,
     convert_sync_batchnorm,
     current_lr,
     freeze_batchnorm,
     freeze_stages,
-    scaled_lr,
-    set_bn_momentum,
     stochastic_depth_rates,
 )
 
+from . import assembly
 from . import distributed as du
+from .assembly import TrainingPlan
 from .checkpoint import (
     FORMAT_VERSION,
     LAST_NAME,
@@ -141,18 +142,14 @@ class Trainer:
         self._prepare_run()
 
         self.train_set = self.task.build_dataset(cfg, "train")
-        self.batch_size = cfg.TRAIN.BATCH_SIZE  # items per micro-batch and process
-        self.accum_steps = cfg.TRAIN.GRAD_ACCUM_STEPS
-        self.samples_per_item = self.task.samples_per_item(cfg)
-        # Samples per optimizer step over all processes: what the learning rate is scaled by.
-        self.global_batch = self.batch_size * self.samples_per_item * self.accum_steps * self.dist.world_size
         self.train_loader = self.build_train_loader(seed=cfg.RNG_SEED)
         self.sampler: ResumableDistributedSampler = self.train_loader.batch_sampler.sampler  # type: ignore[union-attr]
-        self._plan_steps()
+        self.plan: TrainingPlan = assembly.plan_training(cfg, self.task, self.sampler.num_samples,
+                                                         self.dist.world_size)
         self.val_loader = self.build_val_loader()
 
-        resume = self.find_resume_state()
-        self.model = self.build_model(initial_weights=resume is None)
+        self.resumed_from, resume = self.find_resume_state()
+        self.model, self.memory_format = self.build_model(initial_weights=resume is None)
         self.prepare_input = functools.partial(
             self.task.prepare_input, cfg=cfg, device=self.device, memory_format=self.memory_format
         )
@@ -170,7 +167,8 @@ class Trainer:
         self._ddp_model = next((m for m in (self.train_model, getattr(self.train_model, "_orig_mod", None))
                                 if isinstance(m, DistributedDataParallel)), None)
         self.writer = MetricWriter(self.output_dir, enabled=self.is_main, tensorboard=cfg.TENSORBOARD)
-        self.hooks: List[Hook] = self.build_hooks()
+        self.hooks: List[Hook] = []
+        self.register_hooks(self.build_hooks())
         # Sums since the last log period (loss * n, n, correct, labelled n) and over the epoch
         # (loss * n, n, failed reads, fallback reads), kept on the device: reading them is a host sync
         # (MetricLogger does).
@@ -187,8 +185,22 @@ class Trainer:
         self._log_setup()
         self._seed_training_randomness(resume)
 
+    # The plan's numbers, read-only (the plan is computed once; nothing can change them half-way).
+    batch_size = property(lambda self: self.plan.batch_size, doc="items per micro-batch and process")
+    accum_steps = property(lambda self: self.plan.accum_steps, doc="micro-batches per optimizer step")
+    global_batch = property(lambda self: self.plan.global_batch, doc="samples per optimizer step, all processes")
+    steps_per_epoch = property(lambda self: self.plan.steps_per_epoch, doc="optimizer steps per epoch")
+    max_epoch = property(lambda self: self.plan.max_epoch, doc="SOLVER.MAX_EPOCH")
+    total_steps = property(lambda self: self.plan.total_steps, doc="optimizer steps of the whole run")
+
+    def register_hooks(self, hooks: Sequence[Hook]) -> None:
+        """Append ``hooks`` (after the ones there), each bound to this trainer by a weak reference."""
+        for hook in hooks:
+            hook.bind(self)
+            self.hooks.append(hook)
+
     # ------------------------------------------------------------------------------------------------
-    # Set-up: each step an overridable method
+    # Set-up: each step an overridable method that returns what it makes
     # ------------------------------------------------------------------------------------------------
     def _prepare_run(self) -> None:
         cfg = self.cfg
@@ -218,64 +230,46 @@ class Trainer:
         )
         sampler.set_epoch(epoch)
         generator = torch.Generator().manual_seed(self._loader_seed(seed, epoch))
-        return DataLoader(self.train_set, batch_sampler=BatchSampler(sampler, self.batch_size, drop_last=True),
+        return DataLoader(self.train_set, batch_sampler=BatchSampler(sampler, self.cfg.TRAIN.BATCH_SIZE, drop_last=True),
                           generator=generator, **loader_kwargs(self.cfg, self.device, self.task.collate_fn()))
 
     def _loader_seed(self, seed: int, epoch: int) -> int:
         return (seed * 1_000_003 + epoch * 1_009 + self.dist.rank) % 2**63
 
-    def _plan_steps(self) -> None:
-        full_steps = self.sampler.num_samples // (self.batch_size * self.accum_steps)
-        if full_steps == 0:
-            raise DataError(
-                f"the training set has {len(self.train_set)} items, fewer than one optimizer step "  # type: ignore[arg-type]
-                f"(TRAIN.BATCH_SIZE {self.batch_size} x TRAIN.GRAD_ACCUM_STEPS {self.accum_steps} x "
-                f"{self.dist.world_size} processes)"
-            )
-        cap = self.cfg.TRAIN.MAX_STEPS_PER_EPOCH
-        self.steps_per_epoch = min(full_steps, cap) if cap > 0 else full_steps
-        self.max_epoch = self.cfg.SOLVER.MAX_EPOCH
-        self.total_steps = self.steps_per_epoch * self.max_epoch
-
     def build_val_loader(self) -> Optional[DataLoader]:
         if self.cfg.TRAIN.EVAL_PERIOD <= 0:
             return None
-        return build_eval_loader(self.cfg, self.task.build_dataset(self.cfg, "val"), self.batch_size, self.device,
+        return build_eval_loader(self.cfg, self.task.build_dataset(self.cfg, "val"), self.cfg.TRAIN.BATCH_SIZE, self.device,
                                  self.task.collate_fn())
 
-    def find_resume_state(self) -> Optional[Dict[str, Any]]:
-        """The newest readable checkpoint of this run (``TRAIN.AUTO_RESUME``), read on every rank."""
-        self.resumed_from: Optional[Path] = None
+    def find_resume_state(self) -> Tuple[Optional[Path], Optional[Dict[str, Any]]]:
+        """``(path, state)`` of the newest readable checkpoint of this run (``TRAIN.AUTO_RESUME``), read on every
+        rank; ``(None, None)`` when there is none."""
         if not self.cfg.TRAIN.AUTO_RESUME:
-            return None
+            return None, None
         found = find_resume_checkpoint(self.ckpt_dir) if self.is_main else None
         path = du.broadcast_object(str(found[0]) if found else None)
         if path is None:
-            return None
-        self.resumed_from = Path(path)
-        return found[1] if found else load_checkpoint(path)  # shared file system assumed
+            return None, None
+        return Path(path), (found[1] if found else load_checkpoint(path))  # shared file system assumed
 
-    def build_model(self, initial_weights: bool) -> nn.Module:
-        """The task's model with the recipe's BN momentum, initial weights, memory format and SyncBN."""
+    def build_model(self, initial_weights: bool) -> Tuple[nn.Module, Optional[torch.memory_format]]:
+        """``(model, memory_format)``: :func:`rs_image.engine.assembly.build_model` with the initial weights
+        (``TRAIN.CHECKPOINT_FILE_PATH``, unless resuming), then SyncBN and the frozen parts."""
         cfg = self.cfg
-        model = self.task.create_model(cfg)
-        set_bn_momentum(model, cfg.BN.MOMENTUM)
+        load = None
         if initial_weights and cfg.TRAIN.CHECKPOINT_FILE_PATH:
-            self.task.load_initial_weights(model, cfg)
-            logger.info("initial weights: %s", cfg.TRAIN.CHECKPOINT_FILE_PATH)
-        if cfg.MODEL.ACT_CHECKPOINT:
-            model.set_grad_checkpointing(True)
-        model.to(self.device)
-        self.memory_format = self.task.channels_last_format if cfg.MODEL.CHANNELS_LAST else None
-        if self.memory_format is not None:
-            model.to(memory_format=self.memory_format)
+            def load(model: nn.Module) -> None:
+                self.task.load_initial_weights(model, cfg)
+                logger.info("initial weights: %s", cfg.TRAIN.CHECKPOINT_FILE_PATH)
+        model, memory_format = assembly.build_model(cfg, self.task, self.device, load)
         if cfg.BN.SYNC and self.dist.process_group:
             if self.device.type == "cuda":
                 model = convert_sync_batchnorm(model)
             else:
                 logger.warning("BN.SYNC ignored: SyncBatchNorm needs CUDA (running on %s)", self.device)
         self.freeze(model)
-        return model
+        return model, memory_format
 
     def freeze(self, model: nn.Module) -> None:
         """Fine-tuning: ``MODEL.FROZEN_STAGES`` and ``BN.FREEZE`` / ``MODEL.FROZEN_BN`` (after SyncBN, which
@@ -288,31 +282,13 @@ class Trainer:
             logger.info("frozen BN: %d layers keep their statistics and affine parameters", freeze_batchnorm(model))
 
     def build_ema(self) -> Optional[ModelEma]:
-        ema = self.cfg.EMA
-        return ModelEma(self.model, ema.DECAY, ema.TF_WARMUP, ema.INCLUDE_BUFFERS) if ema.ENABLE else None
+        return assembly.build_ema(self.cfg, self.model)
 
     def build_optimizer(self) -> torch.optim.Optimizer:
-        """SGD at the learning rate scaled by the global batch, weight decay on conv/linear weights only,
-        layer-wise LR decay with ``SOLVER.LAYER_DECAY < 1``."""
-        s = self.cfg.SOLVER
-        self.peak_lr = scaled_lr(s.BASE_LR, self.global_batch, s.BASE_BATCH_SIZE)
-        optimizer = build_sgd(self.model, self.peak_lr, momentum=s.MOMENTUM, nesterov=s.NESTEROV,
-                              weight_decay=s.WEIGHT_DECAY, layer_decay=s.LAYER_DECAY)
-        scales = sorted({g["lr_scale"] for g in optimizer.param_groups if "lr_scale" in g})
-        if scales:
-            logger.info("layer decay %g: %d parameter groups, LR multipliers %.4g (lowest trained depth) .. %g (head)",
-                        s.LAYER_DECAY, len(optimizer.param_groups), scales[0], scales[-1])
-        return optimizer
+        return assembly.build_optimizer(self.cfg, self.model, self.plan)
 
     def build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
-        """Per-step cosine decay with linear warm-up (both ends scaled like the learning rate)."""
-        s = self.cfg.SOLVER
-        scale = self.global_batch / s.BASE_BATCH_SIZE
-        self.warmup_steps = int(round(s.WARMUP_EPOCHS * self.steps_per_epoch))
-        return build_cosine_warmup_scheduler(
-            self.optimizer, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-            warmup_start_lr=s.WARMUP_START_LR * scale, end_lr=s.COSINE_END_LR * scale,
-        )
+        return assembly.build_scheduler(self.cfg, self.optimizer, self.plan)
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """DDP when a process group exists (also a one-process group the caller made), then torch.compile."""
@@ -324,10 +300,12 @@ class Trainer:
 
     def build_hooks(self) -> List[Hook]:
         """The hooks in the order every event reaches them (see :mod:`rs_image.engine.hooks` for why)."""
-        hooks: List[Hook] = [MetricLogger()]
-        if self.cfg.BN.USE_PRECISE_STATS:
-            hooks.append(PreciseBN())
-        hooks += [Checkpointer(), Validator(), TrainingCurves()]
+        cfg = self.cfg
+        hooks: List[Hook] = [MetricLogger(period=cfg.LOG_PERIOD)]
+        if cfg.BN.USE_PRECISE_STATS:
+            hooks.append(PreciseBN(num_batches=cfg.BN.NUM_BATCHES_PRECISE))
+        hooks += [Checkpointer(step_period=cfg.TRAIN.CHECKPOINT_STEP_PERIOD, epoch_period=cfg.TRAIN.CHECKPOINT_PERIOD),
+                  Validator(period=cfg.TRAIN.EVAL_PERIOD), TrainingCurves()]
         return hooks
 
     def _seed_training_randomness(self, resume: Optional[Dict[str, Any]]) -> None:
@@ -353,9 +331,9 @@ class Trainer:
             "global batch %d (%d per process x %d samples per item x %d micro-batches x %d processes) -> peak LR "
             "%.5g (SOLVER.BASE_LR %g per %d), %d optimizer steps/epoch x %d epochs, warm-up %d steps, "
             "stochastic depth %s, EMA %s",
-            self.global_batch, self.batch_size, self.samples_per_item, self.accum_steps, self.dist.world_size,
-            self.peak_lr, cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_BATCH_SIZE, self.steps_per_epoch,
-            self.max_epoch, self.warmup_steps, sd, f"{cfg.EMA.DECAY}" if self.ema is not None else "off",
+            self.plan.global_batch, self.plan.batch_size, self.plan.samples_per_item, self.plan.accum_steps,
+            self.plan.world_size, self.plan.peak_lr, cfg.SOLVER.BASE_LR, cfg.SOLVER.BASE_BATCH_SIZE,
+            self.plan.steps_per_epoch, self.plan.max_epoch, self.plan.warmup_steps, sd, f"{cfg.EMA.DECAY}" if self.ema is not None else "off",
         )
         if self.resumed_from is not None:
             logger.info(
@@ -514,15 +492,17 @@ class Trainer:
             self.stop_signals = StopSignals(stop_signals(self.cfg.TRAIN.PREEMPT_SIGNAL))
             self.last_checkpoint_time = self.clock()
             for hook in self.hooks:
-                hook.before_train(self)
+                if hook.trainer is None:  # appended to the list directly: bound here
+                    hook.bind(self)
+                hook.before_train()
             if self.start_epoch >= self.max_epoch:
                 logger.info("training already complete (%d epochs) in %s", self.max_epoch, self.ckpt_dir)
             for epoch in range(self.start_epoch, self.max_epoch):
                 self.train_epoch(epoch, self.start_step if epoch == self.start_epoch else 0)
                 for hook in self.hooks:
-                    hook.after_epoch(self, epoch)
+                    hook.after_epoch(epoch)
             for hook in self.hooks:
-                hook.after_train(self)
+                hook.after_train()
         finally:
             self.close()
         return self.last_metrics
@@ -560,7 +540,7 @@ class Trainer:
                 if self.progress is not None:
                     self.progress.update(1)
                 for hook in self.hooks:
-                    hook.after_step(self, epoch, step + 1)
+                    hook.after_step(epoch, step + 1)
         except BaseException:
             _end_workers(iterator)  # a crash or a stop: the traceback would keep the workers alive
             raise

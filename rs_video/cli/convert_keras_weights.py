@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import List, Optional
 
 from rs_image.models import create_model_from_keras_h5
 from rs_image.errors import UserError, one_line
-from rs_image.models.weights import KerasWeightsError, save_state_dict
+from rs_image.engine.launch import run_cli
+from rs_image.models.weights import KerasWeightsError, check_weights_output, save_state_dict
 from rs_image.models.weights.keras_h5 import check_keras_h5_md5
 
 logger = logging.getLogger("convert_keras_weights")
@@ -39,22 +39,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.output.endswith((".safetensors", ".pth", ".pt")):
-        print(f"convert_keras_weights: error: the output must end in .safetensors, .pth or .pt: {args.output}", file=sys.stderr)
-        return 2
+def convert(args: argparse.Namespace) -> None:
+    """The command; a bad file, output name or ``--model`` raises :class:`UserError`."""
+    check_weights_output(args.output)
+    if not args.skip_md5 and check_keras_h5_md5(args.input) is False:
+        raise KerasWeightsError(
+            f"{args.input}: MD5 differs from the official file of that name (truncated download?); "
+            "re-download it or pass --skip-md5"
+        )
     try:
-        if not args.skip_md5 and check_keras_h5_md5(args.input) is False:
-            raise KerasWeightsError(
-                f"{args.input}: MD5 differs from the official file of that name (truncated download?); "
-                "re-download it or pass --skip-md5"
-            )
         model = create_model_from_keras_h5(args.input, model_name=args.model)
-    except (UserError, TypeError) as error:  # a bad file or --model: one line, exit status 2
-        print(f"convert_keras_weights: error: {one_line(error)}", file=sys.stderr)
-        return 2
+    except TypeError as error:  # --model names an architecture the file's overrides do not fit
+        raise UserError(one_line(error)) from None
     save_state_dict(model, args.output)
     n_params = sum(p.numel() for p in model.parameters())
     logger.info(
@@ -64,8 +60,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     if not model.num_classes:
         logger.info("no classifier in the file: build the model with num_classes=0 or features_only=True to load it")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``rs-convert-keras``: a user's mistake ends with one line on stderr and exit status 2."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run_cli(lambda: convert(args), "convert_keras_weights")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

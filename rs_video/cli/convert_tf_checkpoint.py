@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import List, Optional
 
 from rs_image.errors import UserError, one_line
-from rs_image.models.weights import save_state_dict
+from rs_image.engine.launch import run_cli
+from rs_image.models.weights import check_weights_output, save_state_dict
 from rs_video.models.model_garden import create_model_from_model_garden
 
 logger = logging.getLogger("convert_tf_checkpoint")
@@ -37,17 +37,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if not args.output.endswith((".safetensors", ".pth", ".pt")):
-        print(f"convert_tf_checkpoint: error: the output must end in .safetensors, .pth or .pt: {args.output}", file=sys.stderr)
-        return 2
+def convert(args: argparse.Namespace) -> None:
+    """The command; a bad checkpoint, output name or ``--model`` raises :class:`UserError`."""
+    check_weights_output(args.output)
     try:
         model = create_model_from_model_garden(args.input, args.model, prefer_ema=args.ema)
-    except (UserError, TypeError) as error:  # a bad file or --model: one line, exit status 2
-        print(f"convert_tf_checkpoint: error: {one_line(error)}", file=sys.stderr)
-        return 2
+    except TypeError as error:  # --model names an architecture the checkpoint does not fit
+        raise UserError(one_line(error)) from None
     save_state_dict(model, args.output)
     logger.info(
         "%s (%s) -> %s: %s (stage depths %s, widths %s, %s classes), %.2fM parameters",
@@ -56,8 +52,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         tuple(s[0].conv1.out_channels for s in model.stages), model.num_classes or "no",
         sum(p.numel() for p in model.parameters()) / 1e6,
     )
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``rs-convert-tf``: a user's mistake ends with one line on stderr and exit status 2."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    run_cli(lambda: convert(args), "convert_tf_checkpoint")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -10,7 +10,7 @@
 * :mod:`.strict_load`: :func:`load_state_dict_strict`, every mismatch in one :class:`WeightsError`.
 """
 
-from .files import read_weights_file, register_file_reader, save_state_dict
+from .files import WEIGHTS_SUFFIXES, check_weights_output, read_weights_file, register_file_reader, save_state_dict
 from .hf_hub import HF_HUB_PREFIX, HubError, HubWeights, hub_source, is_hf_hub_name, write_hub_folder
 from .keras_h5 import KerasResNetRSInfo, KerasWeightsError, convert_keras_h5, inspect_keras_h5
 from .key_maps import detect_format, register_key_map, timm_to_native, to_native
@@ -21,7 +21,7 @@ from .tf_checkpoint import TFCheckpoint, TFCheckpointError, read_tf_checkpoint
 __all__ = [
     "WeightsError", "WeightsSource", "ResolvedWeights", "resolve_weights", "load_pretrained",
     "load_state_dict_strict", "key_mismatch_lines", "strip_wrapper_prefixes", "read_weights_file",
-    "register_file_reader", "save_state_dict", "register_key_map", "detect_format", "to_native",
+    "register_file_reader", "save_state_dict", "check_weights_output", "WEIGHTS_SUFFIXES", "register_key_map", "detect_format", "to_native",
     "timm_to_native", "StateDict", "KerasWeightsError", "KerasResNetRSInfo", "convert_keras_h5",
     "inspect_keras_h5", "TFCheckpoint", "TFCheckpointError", "read_tf_checkpoint", "HF_HUB_PREFIX", "HubError",
     "HubWeights", "hub_source", "is_hf_hub_name", "write_hub_folder",

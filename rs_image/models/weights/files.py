@@ -75,6 +75,17 @@ def read_weights_file(path: Union[str, os.PathLike]) -> Tuple[Any, str]:
         raise WeightsError(f"cannot read weights from {path} ({fmt}){hint}: {type(e).__name__}: {e}") from e
 
 
+#: The files :func:`save_state_dict` writes.
+WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def check_weights_output(path: Union[str, os.PathLike]) -> None:
+    """Raise :class:`WeightsError` (a user error) unless ``path`` ends in one of :data:`WEIGHTS_SUFFIXES`; the
+    converters check it before converting."""
+    if not str(path).endswith(WEIGHTS_SUFFIXES):
+        raise WeightsError(f"the output must end in {', '.join(WEIGHTS_SUFFIXES)}: {path}")
+
+
 def save_state_dict(
     model_or_sd: Union[nn.Module, Mapping[str, torch.Tensor]],
     path: Union[str, os.PathLike],

@@ -32,7 +32,7 @@ Tensors: conv kernels HWIO -> OIHW, dense kernels (in, out) -> (out, in), BatchN
 pooling, dropout, add, reshape, multiply) are skipped; a weighted layer or variable that has no rule
 raises :class:`KerasWeightsError`, as does any expected parameter that the file lacks.
 
-Equivalence of the Keras and the native graphs (checked by ``tests/test_keras_weights.py`` against
+Equivalence of the Keras and the native graphs (checked by ``tests/models/test_keras_weights.py`` against
 outputs of the real ``keras.applications`` model, and files written by both Keras codes, at an even
 and an odd input size):
 
