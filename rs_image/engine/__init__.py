@@ -31,11 +31,12 @@ from .launch import launch, run_cli, test_main, train_main
 from .preemption import PREEMPTED_EXIT_CODE, Preempted
 from .samplers import ResumableDistributedSampler, ShardedEvalSampler
 from .tasks import ImageTask, Task, get_task, register_task
-from .trainer import NonFiniteLossError, Trainer
+from .train_step import NonFiniteLossError, TrainStep
+from .trainer import Trainer
 
 __all__ = [
     "CfgNode", "ConfigError", "ConfigKeyError", "Rule", "add_config_extension", "get_cfg", "load_config",
-    "save_config", "validate_cfg", "Trainer", "NonFiniteLossError", "Hook", "MetricLogger", "PreciseBN",
+    "save_config", "validate_cfg", "Trainer", "TrainStep", "NonFiniteLossError", "Hook", "MetricLogger", "PreciseBN",
     "Checkpointer", "Validator", "TrainingCurves", "run_test", "TooManyFailuresError", "Task", "ImageTask", "get_task",
     "register_task", "MultiViewAggregator", "MultiViewSummary", "ShardedEvalSampler", "ResumableDistributedSampler",
     "evaluate_single_view", "CheckpointError", "find_resume_checkpoint", "load_checkpoint", "launch", "run_cli",

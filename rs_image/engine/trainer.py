@@ -13,14 +13,12 @@ processes: ``TRAIN.BATCH_SIZE x`` :meth:`Task.samples_per_item` ``x GRAD_ACCUM_S
 stay on the device between log periods; the one host sync per step left is the non-finite-loss check,
 which every process must decide together before the optimizer step.
 
-Gradient accumulation. Each micro-batch's loss is divided by ``N = GRAD_ACCUM_STEPS`` and back-propagated;
-under DDP the gradient all-reduce runs only on the last one (``no_sync`` on the others); then one
-(clipped) optimizer step, one scheduler step, one EMA update. With equal micro-batches the mean of the N
-micro-batch losses is the loss of their union, so the update equals one step on a batch N times larger,
-except for BatchNorm in train mode: its statistics (and running averages, updated once per micro-batch)
-come from each micro-batch alone. A non-finite loss in any micro-batch makes the whole step count as
-non-finite. Checkpoints are written between optimizer steps only, so a resumed run restarts at a step
-boundary and is exact.
+The optimizer step itself, gradient accumulation and the non-finite-loss policy are
+:class:`~rs_image.engine.train_step.TrainStep`'s (``trainer.train_step``), which owns everything the step changes;
+the loop decides with it, in the step's one all-reduce, whether to stop (a signal) or write a checkpoint (time).
+With equal micro-batches the mean of the N micro-batch losses is the loss of their union, so an accumulated step
+equals one step on a batch N times larger, except for BatchNorm in train mode. Checkpoints are written between
+optimizer steps only, so a resumed run restarts at a step boundary and is exact.
 
 Exact resume. ``last.pyth`` holds everything that decides the rest of the run: weights, EMA, optimizer,
 scheduler, grad scaler, the position in the data order (epoch and step; the order itself is a function
@@ -35,11 +33,9 @@ with saved-and-restored RNG states so it never changes the training randomness.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -49,13 +45,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader
 from tqdm import tqdm
 
-from rs_image.errors import UserError
 from rs_image.fileio import atomic_copy, remove_stale_temporaries
 from rs_image.recipe import (
     ModelEma,
     check_bn_ema_convention,
     convert_sync_batchnorm,
-    current_lr,
     freeze_batchnorm,
     freeze_stages,
     stochastic_depth_rates,
@@ -86,15 +80,11 @@ from .runtime import (autocast_context, build_eval_loader, configure_cpu_threads
                       seed_everything)
 from .samplers import ResumableDistributedSampler
 from .tasks import Task, get_task
+from .train_step import NonFiniteLossError, TrainStep
 
 __all__ = ["Trainer", "NonFiniteLossError"]
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteLossError(UserError, RuntimeError):
-    """The loss became NaN or infinite and ``TRAIN.NONFINITE_LOSS`` is ``"stop"``, or it stayed so for
-    ``TRAIN.MAX_NONFINITE_STEPS`` steps in a row under ``"skip"``."""
 
 
 def _end_workers(iterator: Optional[Iterator]) -> None:
@@ -149,31 +139,22 @@ class Trainer:
         self.val_loader = self.build_val_loader()
 
         self.resumed_from, resume = self.find_resume_state()
-        self.model, self.memory_format = self.build_model(initial_weights=resume is None)
+        model, self.memory_format = self.build_model(initial_weights=resume is None)
         self.prepare_input = functools.partial(
             self.task.prepare_input, cfg=cfg, device=self.device, memory_format=self.memory_format
         )
-        self.ema = self.build_ema()
-        self.optimizer = self.build_optimizer()
-        self.scheduler = self.build_scheduler()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.criterion = self.task.build_criterion(cfg)
-        self.mixup = self.task.build_mixup(cfg)
+        optimizer = self.build_optimizer(model)
+        self.train_step = TrainStep(cfg, self.task, self.plan, self.device, model, optimizer,
+                              self.build_scheduler(optimizer), self.build_ema(model), self.prepare_input,
+                              self.autocast)
 
-        self.start_epoch = self.start_step = self.global_step = self.num_skipped_steps = self.nonfinite_streak = 0
+        self.start_epoch = self.start_step = 0
         if resume is not None:
             self.restore(resume)
-        self.train_model = self.wrap_model(self.model)
-        self._ddp_model = next((m for m in (self.train_model, getattr(self.train_model, "_orig_mod", None))
-                                if isinstance(m, DistributedDataParallel)), None)
+        self.train_step.set_train_model(self.wrap_model(model))  # after the restore: DDP broadcasts rank 0's weights
         self.writer = MetricWriter(self.output_dir, enabled=self.is_main, tensorboard=cfg.TENSORBOARD)
         self.hooks: List[Hook] = []
         self.register_hooks(self.build_hooks())
-        # Sums since the last log period (loss * n, n, correct, labelled n) and over the epoch
-        # (loss * n, n, failed reads, fallback reads), kept on the device: reading them is a host sync
-        # (MetricLogger does).
-        self.step_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
-        self.epoch_stats = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.timer = _PeriodTimer()
         # Decisions all ranks take together at every step (run_step): stop on a signal, time checkpoint due.
         self.stop_signals = StopSignals(())  # the handlers are installed by train() and removed by close()
@@ -192,6 +173,19 @@ class Trainer:
     steps_per_epoch = property(lambda self: self.plan.steps_per_epoch, doc="optimizer steps per epoch")
     max_epoch = property(lambda self: self.plan.max_epoch, doc="SOLVER.MAX_EPOCH")
     total_steps = property(lambda self: self.plan.total_steps, doc="optimizer steps of the whole run")
+
+    # What the step owns (rs_image.engine.train_step.TrainStep), as the hooks and checkpoints read it.
+    model = property(lambda self: self.train_step.model, doc="the raw model (checkpoints, EMA, validation)")
+    train_model = property(lambda self: self.train_step.train_model, doc="the model as trained (DDP / compiled)")
+    optimizer = property(lambda self: self.train_step.optimizer)
+    scheduler = property(lambda self: self.train_step.scheduler)
+    scaler = property(lambda self: self.train_step.scaler)
+    ema = property(lambda self: self.train_step.ema)
+    global_step = property(lambda self: self.train_step.global_step, doc="optimizer steps taken (skipped ones too)")
+    num_skipped_steps = property(lambda self: self.train_step.num_skipped_steps)
+    nonfinite_streak = property(lambda self: self.train_step.nonfinite_streak)
+    step_stats = property(lambda self: self.train_step.step_stats, doc="sums since the last log period, on the device")
+    epoch_stats = property(lambda self: self.train_step.epoch_stats, doc="sums over the epoch, on the device")
 
     def register_hooks(self, hooks: Sequence[Hook]) -> None:
         """Append ``hooks`` (after the ones there), each bound to this trainer by a weak reference."""
@@ -281,14 +275,14 @@ class Trainer:
         if cfg.BN.FREEZE or cfg.MODEL.FROZEN_BN:
             logger.info("frozen BN: %d layers keep their statistics and affine parameters", freeze_batchnorm(model))
 
-    def build_ema(self) -> Optional[ModelEma]:
-        return assembly.build_ema(self.cfg, self.model)
+    def build_ema(self, model: nn.Module) -> Optional[ModelEma]:
+        return assembly.build_ema(self.cfg, model)
 
-    def build_optimizer(self) -> torch.optim.Optimizer:
-        return assembly.build_optimizer(self.cfg, self.model, self.plan)
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        return assembly.build_optimizer(self.cfg, model, self.plan)
 
-    def build_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
-        return assembly.build_scheduler(self.cfg, self.optimizer, self.plan)
+    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return assembly.build_scheduler(self.cfg, optimizer, self.plan)
 
     def wrap_model(self, model: nn.Module) -> nn.Module:
         """DDP when a process group exists (also a one-process group the caller made), then torch.compile."""
@@ -458,7 +452,7 @@ class Trainer:
                 self.ema.set_num_updates(int(state.get("ema_num_updates", state["global_step"])))
             else:
                 logger.warning("the checkpoint has no EMA weights; the EMA restarts from the restored weights")
-                self.ema = self.build_ema()
+                self.train_step.ema = self.build_ema(self.model)
         if state.get("optimizer_state") is not None:
             self.optimizer.load_state_dict(state["optimizer_state"])
         if state.get("scheduler_state") is not None:
@@ -467,9 +461,9 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler_state"])
         self.start_epoch = int(state["epoch"])
         self.start_step = min(int(state["step_in_epoch"]), self.steps_per_epoch)
-        self.global_step = int(state["global_step"])
-        self.num_skipped_steps = int(state.get("num_skipped_steps", 0))
-        self.nonfinite_streak = int(state.get("nonfinite_streak", 0))
+        self.train_step.global_step = int(state["global_step"])
+        self.train_step.num_skipped_steps = int(state.get("num_skipped_steps", 0))
+        self.train_step.nonfinite_streak = int(state.get("nonfinite_streak", 0))
         rank_bn_buffers = state.get("rank_bn_buffers") or []
         if len(rank_bn_buffers) == self.dist.world_size:  # each rank's own BN statistics (a mid-epoch state)
             self._load_bn_buffers(rank_bn_buffers[self.dist.rank])
@@ -558,50 +552,14 @@ class Trainer:
             self._data_time += time.perf_counter() - tic
             yield batch
 
-    def _grad_sync(self, last_micro_batch: bool) -> ContextManager:
-        """DDP's ``no_sync`` on all but the last micro-batch of a step (the gradients are all-reduced once)."""
-        if last_micro_batch or self._ddp_model is None:
-            return contextlib.nullcontext()
-        return self._ddp_model.no_sync()
-
     def run_step(self, batches: Iterable[Dict[str, Any]], epoch: int, step: int) -> None:
-        """One optimizer step on the ``TRAIN.GRAD_ACCUM_STEPS`` micro-batches of ``batches`` (module docstring);
-        their loss and accuracy are added to :attr:`step_stats` on the device."""
-        skip_policy = self.cfg.TRAIN.NONFINITE_LOSS == "skip"
-        # A skipped step must also undo what its forward passes did to the BN running statistics.
-        saved_buffers = [b.detach().clone() for b in self.model.buffers()] if skip_policy else None
-        self.optimizer.zero_grad(set_to_none=True)
-        stats = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss * n, n, correct, labelled
-        losses = []
-        for micro, batch in enumerate(batches):
-            with self._grad_sync(micro == self.accum_steps - 1):
-                loss, logits, labels, targets = self._forward(batch)
-                self.scaler.scale(loss / self.accum_steps if self.accum_steps > 1 else loss).backward()
-            losses.append(loss.detach())
-            n = labels.shape[0]
-            stats[0].add_(loss.detach().double() * n)
-            stats[1].add_(n)
-            if targets.dim() == 1:  # hard labels: accuracy is defined (MixUp gives soft targets)
-                stats[2].add_((logits.detach().argmax(dim=1) == labels).sum())
-                stats[3].add_(n)
+        """Optimizer step ``step + 1`` of ``epoch`` (:class:`~rs_image.engine.train_step.TrainStep`), with this
+        loop's decisions taken in the step's one all-reduce."""
+        def where() -> str:
+            return (f"epoch {epoch + 1}, step {step + 1}/{self.plan.steps_per_epoch} "
+                    f"(global step {self.global_step + 1})")
 
-        step_losses = torch.stack(losses)
-        if self._agree_on_step(step_losses):
-            self._non_finite_loss(step_losses, epoch, step, saved_buffers)
-            return
-        self.nonfinite_streak = 0
-
-        if self.cfg.SOLVER.CLIP_GRAD_L2NORM > 0:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.SOLVER.CLIP_GRAD_L2NORM)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
-        if self.ema is not None:
-            self.ema.update_parameters(self.model)
-        self.global_step += 1
-        self.step_stats.add_(stats)
-        self.epoch_stats[:2].add_(stats[:2])
+        self.train_step(batches, self._agree_on_step, where)
 
     def _agree_on_step(self, losses: torch.Tensor) -> bool:
         """What every rank must decide alike, or the ranks would part ways, in one all-reduce of three numbers
@@ -618,51 +576,3 @@ class Trainer:
         nonfinite, stop, due = (value > 0 for value in du.all_reduce_sum(flags).tolist())
         self.stop_requested, self.checkpoint_due = stop, due
         return nonfinite
-
-    def _forward(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(loss, logits, labels, targets)`` of one micro-batch (MixUp applied; replaced loads counted)."""
-        x = self.prepare_input(batch)
-        labels = self.task.targets(batch, self.device)
-        for slot, key in ((2, "failed_reads"), (3, "fallback_reads")):
-            if key in batch:
-                self.epoch_stats[slot].add_(int(torch.as_tensor(batch[key]).sum()))
-        targets = labels
-        if self.mixup is not None:  # on normalised floats, whatever the input dtype was
-            x, targets = self.mixup(x, labels)
-        with self.autocast():
-            logits = self.task.forward(self.train_model, x, batch)
-        return self.criterion(logits.float(), targets), logits, labels, targets
-
-    def _non_finite_loss(self, losses: torch.Tensor, epoch: int, step: int, saved_buffers: Optional[list]) -> None:
-        values = losses.tolist()  # this rank's micro-batch losses (another rank may be the one that failed)
-        shown = f"{values[0]}" if len(values) == 1 else f"micro-batch losses {values}"
-        where = (
-            f"epoch {epoch + 1}, step {step + 1}/{self.steps_per_epoch} (global step {self.global_step + 1}), "
-            f"learning rate {current_lr(self.optimizer):.4g}"
-        )
-        if self.cfg.TRAIN.NONFINITE_LOSS == "stop":
-            raise NonFiniteLossError(
-                f"non-finite loss ({shown}) at {where}. Training stopped before applying it; the last "
-                f"checkpoint is intact. Try a lower SOLVER.BASE_LR, SOLVER.CLIP_GRAD_L2NORM, a longer "
-                f"SOLVER.WARMUP_EPOCHS, or TRAIN.NONFINITE_LOSS skip."
-            )
-        logger.warning("non-finite loss at %s: step skipped (TRAIN.NONFINITE_LOSS skip, %d in a row)", where,
-                       self.nonfinite_streak + 1)
-        self.optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            for buf, saved in zip(self.model.buffers(), saved_buffers or []):
-                buf.copy_(saved)
-        self.num_skipped_steps += 1
-        self.nonfinite_streak += 1
-        with warnings.catch_warnings():  # the schedule advances although no optimizer step was taken
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
-            self.scheduler.step()
-        self.global_step += 1
-        limit = self.cfg.TRAIN.MAX_NONFINITE_STEPS
-        if limit and self.nonfinite_streak >= limit:
-            raise NonFiniteLossError(
-                f"{self.nonfinite_streak} optimizer steps in a row had a non-finite loss "
-                f"(TRAIN.MAX_NONFINITE_STEPS {limit}), the last ({shown}) at {where}. Training stopped; the last "
-                f"checkpoint is intact. Try a lower SOLVER.BASE_LR, SOLVER.CLIP_GRAD_L2NORM or a longer "
-                f"SOLVER.WARMUP_EPOCHS."
-            )

@@ -178,7 +178,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
                 calls.append(len(bucket.gradients()))
                 return default_hooks.allreduce_hook(state, bucket)
 
-            trainer._ddp_model.register_comm_hook(None, counting_allreduce)
+            trainer.train_step.ddp_model.register_comm_hook(None, counting_allreduce)
             trainer.train()
             results[f"{batch}x{accum}"] = {"state": _state(trainer), "calls": calls, "steps": trainer.global_step,
                                            "global_batch": trainer.global_batch}

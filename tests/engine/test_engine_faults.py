@@ -194,8 +194,8 @@ def test_nonfinite_losses_are_skipped_and_counted_then_stop_after_n_in_a_row(tmp
     trainer = _trainer(tmp_path, "TRAIN.NONFINITE_LOSS", "skip", "TRAIN.MAX_NONFINITE_STEPS", "3",
                        "TRAIN.MIXED_PRECISION", "bf16" if precision == "bf16" else "none")
     if precision == "fp16":  # what a GPU run does (fp16 autocast and a GradScaler), on the CPU
-        trainer.autocast = functools.partial(torch.autocast, "cpu", dtype=torch.float16)
-        trainer.scaler = torch.amp.GradScaler("cpu")
+        trainer.train_step.autocast = functools.partial(torch.autocast, "cpu", dtype=torch.float16)
+        trainer.train_step.scaler = torch.amp.GradScaler("cpu")
     trainer.train_set.nan_labels = {0, 1, 2, 3}  # every input is NaN
     before = _state(trainer)
     with pytest.raises(NonFiniteLossError, match=r"3 optimizer steps in a row had a non-finite loss "
@@ -211,13 +211,13 @@ def test_a_finite_step_resets_the_count_and_the_count_is_checkpointed(tmp_path):
     streaks = []
     trainer.hooks.append(type("Record", (Hook,), {"after_step": lambda self, e, s: streaks.append(self.trainer.nonfinite_streak)})())
     nan_steps = {1, 3, 4}  # 0-based steps whose batch is NaN: never two in a row... until steps 3 and 4
-    forward = trainer._forward
+    forward = trainer.train_step.forward
 
     def poisoned(batch):
         loss, logits, labels, targets = forward(batch)
         return (loss * float("nan") if len(streaks) in nan_steps else loss), logits, labels, targets
 
-    trainer._forward = poisoned
+    trainer.train_step.forward = poisoned
     with pytest.raises(NonFiniteLossError, match=r"2 optimizer steps in a row .* step 5/6"):
         trainer.train()
     assert streaks == [0, 1, 0, 1]

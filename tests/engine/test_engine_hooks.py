@@ -90,6 +90,11 @@ def test_builders_return_what_they_make_and_the_test_model_is_built_the_same_way
     same, fmt = build_model(cfg, task, trainer.device)
     assert fmt == memory_format and type(same) is type(model)
     assert [n for n, _ in same.named_parameters()] == [n for n, _ in model.named_parameters()]
-    optimizer = trainer.build_optimizer()
+    optimizer = trainer.build_optimizer(model)
     assert optimizer is not trainer.optimizer and current_lr(optimizer) == pytest.approx(trainer.plan.peak_lr)
+    assert trainer.build_scheduler(optimizer) is not trainer.scheduler and trainer.build_ema(model) is not trainer.ema
+    # what the step owns, the trainer shows (checkpoints and hooks read these)
+    step = trainer.train_step
+    assert (trainer.model, trainer.optimizer, trainer.ema, trainer.global_step) == \
+        (step.model, step.optimizer, step.ema, step.global_step)
     trainer.close()
