@@ -2,8 +2,10 @@
 
 * :mod:`~rs_image.engine.config` - the fvcore ``CfgNode`` defaults, the extension hook, loading and validation
 * :mod:`~rs_image.engine.tasks` - the task interface, the registry and the image task
-* :class:`~rs_image.engine.trainer.Trainer` - the training loop, assembled from ``build_*`` methods
-* :mod:`~rs_image.engine.hooks` - metrics, precise BN, checkpoints and validation around the loop
+* :class:`~rs_image.engine.trainer.Trainer` - the training loop and the checkpoints, assembled from the builders of
+  :mod:`~rs_image.engine.assembly` (the frozen :class:`~rs_image.engine.assembly.TrainingPlan`, the one model
+  set-up) around a :class:`~rs_image.engine.train_step.TrainStep` (one optimizer step and what it changes)
+* :mod:`~rs_image.engine.hooks` - metrics, precise BN, checkpoints and validation around the loop, with settings
 * :func:`~rs_image.engine.inference.run_test` - multi-view testing
 * :mod:`~rs_image.engine.runtime`, :mod:`~rs_image.engine.samplers`, :mod:`~rs_image.engine.checkpoint`,
   :mod:`~rs_image.engine.distributed`, :mod:`~rs_image.engine.logger`, :mod:`~rs_image.engine.launch`,

@@ -145,8 +145,8 @@ class Trainer:
         )
         optimizer = self.build_optimizer(model)
         self.train_step = TrainStep(cfg, self.task, self.plan, self.device, model, optimizer,
-                              self.build_scheduler(optimizer), self.build_ema(model), self.prepare_input,
-                              self.autocast)
+                                    self.build_scheduler(optimizer), self.build_ema(model), self.prepare_input,
+                                    self.autocast)
 
         self.start_epoch = self.start_step = 0
         if resume is not None:
