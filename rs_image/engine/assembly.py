@@ -60,8 +60,9 @@ class TrainingPlan:
     peak_lr: float
 
 
-def plan_training(cfg: CfgNode, task: Task, samples_per_rank: int, world_size: int) -> TrainingPlan:
-    """The plan of a run whose sampler gives each process ``samples_per_rank`` items per epoch.
+def plan_training(cfg: CfgNode, task: Task, num_items: int, samples_per_rank: int, world_size: int) -> TrainingPlan:
+    """The plan of a run on a training set of ``num_items`` items whose sampler gives each process
+    ``samples_per_rank`` of them per epoch.
 
     Raises:
         DataError: the training set is smaller than one optimizer step.
@@ -71,7 +72,7 @@ def plan_training(cfg: CfgNode, task: Task, samples_per_rank: int, world_size: i
     full_steps = samples_per_rank // (batch_size * accum)
     if full_steps == 0:
         raise DataError(
-            f"the training set has {samples_per_rank * world_size} items, fewer than one optimizer step "
+            f"the training set has {num_items} items, fewer than one optimizer step "
             f"(TRAIN.BATCH_SIZE {batch_size} x TRAIN.GRAD_ACCUM_STEPS {accum} x {world_size} processes)"
         )
     cap = cfg.TRAIN.MAX_STEPS_PER_EPOCH

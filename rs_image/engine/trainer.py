@@ -134,8 +134,8 @@ class Trainer:
         self.train_set = self.task.build_dataset(cfg, "train")
         self.train_loader = self.build_train_loader(seed=cfg.RNG_SEED)
         self.sampler: ResumableDistributedSampler = self.train_loader.batch_sampler.sampler  # type: ignore[union-attr]
-        self.plan: TrainingPlan = assembly.plan_training(cfg, self.task, self.sampler.num_samples,
-                                                         self.dist.world_size)
+        self.plan: TrainingPlan = assembly.plan_training(cfg, self.task, len(self.train_set),  # type: ignore[arg-type]
+                                                         self.sampler.num_samples, self.dist.world_size)
         self.val_loader = self.build_val_loader()
 
         self.resumed_from, resume = self.find_resume_state()

@@ -33,6 +33,13 @@ class UnknownModelError(UserError, KeyError):
     """A model name or variant that no registry knows; the message lists the close names."""
 
 
+def unknown_model_error(name: str, known: List[str], what: str = "model") -> UnknownModelError:
+    """The error for ``name``, with up to three close names of ``known`` and then all of them."""
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return UnknownModelError(f"unknown {what} {name!r}{hint} Known: {', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class PretrainedCfg:
     """Metadata of one model (variant): one vocabulary for image and video models.
@@ -196,9 +203,7 @@ class ModelRegistry:
     def get(self, name: str) -> ModelEntry:
         base, _ = self.split_name(name)
         if base not in self._entries:
-            close = difflib.get_close_matches(base, list(self._entries), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise UnknownModelError(f"unknown {self.family} model {name!r}{hint} Known: {', '.join(self._entries)}")
+            raise unknown_model_error(name, list(self._entries), f"{self.family} model")
         return self._entries[base]
 
     def build(
@@ -281,10 +286,7 @@ class Models:
         for family in self._families.values():
             if name in family.registry:
                 return family
-        known = self.list()
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownModelError(f"unknown model {name!r}{hint} Known: {', '.join(known)}")
+        raise unknown_model_error(name, self.list())
 
     def get(self, name: str) -> ModelEntry:
         return self.family_of(name).registry.get(name)

@@ -9,5 +9,6 @@ and the test's confusion-matrix figure (:mod:`~rs_image.report.confusion`), both
 
 Import directions inside: catalog <- counts <- tables, zoo_page; plot stands alone;
 figure <- curves, confusion.
-The video registry comes in as a :class:`~rs_image.report.catalog.RegistrySource` passed by the caller.
+Our models come from every family of :data:`rs_image.models.MODELS` (the video family once ``rs_video`` is
+imported), each as a :class:`~rs_image.report.catalog.RegistrySource`.
 """

@@ -491,12 +491,12 @@ def probe(ctx: Context) -> Dict[str, Any]:
         name = torch.cuda.get_device_name(0)
         info.update(gpu=name, capability=".".join(map(str, torch.cuda.get_device_capability(0))),
                     gpu_memory_gib=round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1),
-                    cudnn=torch.backends.cudnn.version(), nccl=_ncclpackage_version(),
+                    cudnn=torch.backends.cudnn.version(), nccl=_nccl_version(),
                     peak_bf16_tflops=peak_bf16_tflops(name))
     return {"detail": "", "info": info}
 
 
-def _ncclpackage_version() -> str:
+def _nccl_version() -> str:
     import torch
 
     version = torch.cuda.nccl.version()
